@@ -1,0 +1,192 @@
+"""The pipeline file (YAML) -> typed, validated settings.
+
+Every error names the file, the key and what was expected; nothing from deep inside
+pydantic or PyYAML reaches the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Task = Literal["classification", "regression"]
+Estimator = Literal["hist_gradient_boosting", "random_forest", "linear"]
+RetrainPolicy = Literal["every_version", "on_drift_or_decay", "never"]
+
+# Metrics the evaluation computes, and which way is better.
+CLASSIFICATION_METRICS = {"roc_auc": +1, "accuracy": +1, "f1": +1, "log_loss": -1}
+REGRESSION_METRICS = {"r2": +1, "rmse": -1, "mae": -1}
+DEFAULT_PRIMARY_METRIC = {"classification": "roc_auc", "regression": "r2"}
+DEFAULT_MIN_GATES = {"classification": {"roc_auc": 0.7}, "regression": {"r2": 0.0}}
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class PipelineFileError(ValueError):
+    """A pipeline file that cannot be used; str() is the message for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(_Strict):
+    estimator: Estimator = "hist_gradient_boosting"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContractSettings(_Strict):
+    min_rows: int = Field(30, ge=1)
+    max_missing_label_share: float = Field(0.2, ge=0, le=1)
+    null_share_tolerance: float = Field(0.1, ge=0, le=1)
+    range_tolerance: float = Field(0.5, ge=0)
+    range_mostly: float = Field(0.99, gt=0, le=1)
+    category_mostly: float = Field(0.95, gt=0, le=1)
+    max_categories: int = Field(50, ge=1)
+
+
+class GateSettings(_Strict):
+    min: dict[str, float] | None = None
+    max: dict[str, float] = Field(default_factory=dict)
+    primary_metric: str | None = None
+    promotion_tolerance: float = Field(0.0, ge=0)
+    beat_baseline: bool = True
+
+
+class DriftSettings(_Strict):
+    p_value: float = Field(0.05, gt=0, lt=1)
+    distance: float = Field(0.1, gt=0)
+    share: float = Field(0.5, gt=0, le=1)
+
+
+class RetrainSettings(_Strict):
+    policy: RetrainPolicy = "every_version"
+    cron: str = "0 3 * * 1"
+    timezone: str = "UTC"
+
+
+class PipelineSettings(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    target: str = Field(min_length=1)
+    task: Task
+    landing_glob: str = "*.csv"
+    id_columns: list[str] = Field(default_factory=list)
+    positive_label: str | int | float | bool | None = None
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0, lt=1)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    contract: ContractSettings = Field(default_factory=ContractSettings)
+    gates: GateSettings = Field(default_factory=GateSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+
+    @model_validator(mode="after")
+    def _check_cross_field(self) -> PipelineSettings:
+        metrics = self.metric_directions
+        if self.positive_label is not None and self.task != "classification":
+            raise _KeyError("positive_label", "only for task: classification")
+        if self.target in self.id_columns:
+            raise _KeyError("id_columns", f"the id columns, not the target {self.target!r}")
+        for key, mapping in (("gates.min", self.gates.min or {}), ("gates.max", self.gates.max)):
+            for metric in mapping:
+                if metric not in metrics:
+                    raise _KeyError(
+                        f"{key}.{metric}", f"a {self.task} metric, one of {sorted(metrics)}"
+                    )
+        if self.gates.primary_metric and self.gates.primary_metric not in metrics:
+            raise _KeyError(
+                "gates.primary_metric", f"a {self.task} metric, one of {sorted(metrics)}"
+            )
+        return self
+
+    # --- derived settings, so no caller re-implements the defaults ---
+    @property
+    def metric_directions(self) -> dict[str, int]:
+        return CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+
+    @property
+    def primary_metric(self) -> str:
+        return self.gates.primary_metric or DEFAULT_PRIMARY_METRIC[self.task]
+
+    @property
+    def min_gates(self) -> dict[str, float]:
+        return DEFAULT_MIN_GATES[self.task] if self.gates.min is None else dict(self.gates.min)
+
+    @property
+    def max_gates(self) -> dict[str, float]:
+        return dict(self.gates.max)
+
+
+class _KeyError(ValueError):
+    """Raised inside validators to name a key and what was expected."""
+
+    def __init__(self, key: str, expected: str):
+        super().__init__(f"{key}|{expected}")
+        self.key = key
+        self.expected = expected
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """(key, what was expected) for one pydantic error, in the user's words."""
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    got = error.get("input")
+    if kind == "missing":
+        return key, "a value (this key is required)"
+    if kind == "extra_forbidden":
+        return key, "no such key (unknown key; see README.md for the keys this file takes)"
+    if kind == "literal_error":
+        return key, f"one of {ctx.get('expected')}, got {got!r}"
+    if kind == "string_pattern_mismatch":
+        return key, f"letters, digits, '_', '.' or '-' (starting with a letter or digit), got {got!r}"
+    if kind == "value_error" and isinstance(ctx.get("error"), _KeyError):
+        err = ctx["error"]
+        return err.key, err.expected
+    message = error["msg"].replace("Input should be", "").strip()
+    return key, f"{message}, got {got!r}" if got is not None else message
+
+
+def parse_settings(data: Any, source: str) -> PipelineSettings:
+    if not isinstance(data, dict):
+        raise PipelineFileError(
+            f"{source}: expected a mapping of keys (name, target, task, ...), "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return PipelineSettings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            key, expected = _describe(error)
+            lines.append(f"{source}: key '{key}': expected {expected}")
+        raise PipelineFileError("\n".join(lines)) from None
+
+
+def load_settings(path: Path | str) -> PipelineSettings:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineFileError(f"{path}: pipeline file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PipelineFileError(f"{path}: cannot read the pipeline file ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PipelineFileError(f"{path}: not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise PipelineFileError(f"{path}: the file is empty; expected keys name, target, task")
+    return parse_settings(data, str(path))
+
+
+def slug(text: str) -> str:
+    """Lower-case, every character outside [a-z0-9_-] replaced by '_' (CONTRACT.md)."""
+    return re.sub(r"[^a-z0-9_-]", "_", text.lower())

@@ -1,0 +1,1 @@
+"""The functional core: plain Python with no Dagster import, each piece testable with a DataFrame."""

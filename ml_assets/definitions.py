@@ -1,0 +1,65 @@
+"""The one Definitions of the code location, assembled from the stage modules.
+
+`build_definitions(settings, env)` stamps out the graph for one pipeline; every piece of state
+it touches (store folder, contract file, MLflow names) is keyed by the pipeline's name.
+"""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings, load_settings
+from ml_assets.environment import Environment, load_environment
+from ml_assets.ingestion.assets import build_ingestion_assets
+from ml_assets.ingestion.sensors import build_new_data_sensor
+from ml_assets.monitoring.assets import build_monitoring_assets
+from ml_assets.partitions import data_version_partitions
+from ml_assets.registry.assets import build_registry_assets
+from ml_assets.registry.mlflow_wiring import ModelRegistry, build_mlflow_resource
+from ml_assets.resources import StoreResource, VersionedStoreIOManager
+from ml_assets.training.assets import build_training_assets
+
+TRAIN_JOB = "train_version"
+
+
+def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Definitions:
+    group = re.sub(r"[^A-Za-z0-9_]", "_", settings.name)
+    assets = [
+        *build_ingestion_assets(settings, env, group),
+        *build_training_assets(settings, env, group),
+        *build_registry_assets(settings, env, group),
+        *build_monitoring_assets(settings, env, group),
+    ]
+    train_job = dg.define_asset_job(
+        TRAIN_JOB,
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=data_version_partitions,
+        description="Validate, train, evaluate, register and check drift for one data version.",
+    )
+    store_args = {"root": str(env.store_root), "pipeline": settings.name}
+    return dg.Definitions(
+        assets=assets,
+        jobs=[train_job],
+        sensors=[build_new_data_sensor(settings, env, train_job)],
+        resources={
+            "io_manager": VersionedStoreIOManager(**store_args),
+            "store": StoreResource(**store_args),
+            "registry": ModelRegistry(tracking_uri=env.tracking_uri, model_name=settings.name),
+            "mlflow": build_mlflow_resource(
+                env.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
+            ),
+        },
+        # One process for the whole run: for a graph of this size, step subprocesses cost more
+        # than they save (DESIGN.md measured 21 s multiprocess vs 3.2 s in-process).
+        executor=dg.in_process_executor,
+    )
+
+
+def load_definitions() -> dg.Definitions:
+    env = load_environment()
+    return build_definitions(load_settings(env.config_path), env)
+
+
+defs = load_definitions()

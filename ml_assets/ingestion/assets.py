@@ -1,0 +1,165 @@
+"""raw_data and validated_data, with their blocking data-quality checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+from ml_assets.metadata import column_schema, json_meta, settings_version
+from ml_assets.partitions import data_version_partitions
+from ml_assets.resources import StoreResource
+
+CODE_VERSION = "1"
+
+
+def contract_path(env: Environment, settings: PipelineSettings) -> Path:
+    return env.contracts_dir / f"{settings.name}.json"
+
+
+def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+    @dg.asset(
+        name="raw_data",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=CODE_VERSION,
+        kinds={"pandas"},
+        description="The landed file, copied unchanged into the versioned store; its sha256 is "
+        "its data version.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "readable_table",
+                asset="raw_data",
+                blocking=True,
+                description="The file can be read as a table with a header and rows.",
+            )
+        ],
+    )
+    def raw_data(context: dg.AssetExecutionContext, store: StoreResource):
+        import pandas as pd
+
+        from ml_assets.core.tables import TableReadError, read_table
+
+        key = context.partition_key
+        versioned = store.store
+        record = versioned.version(key)
+        snapshot = versioned.verify_snapshot(key)
+        base = {
+            "file": record.source_name,
+            "landing_path": record.source_path,
+            "snapshot": dg.MetadataValue.path(str(snapshot)),
+            "sha256": record.sha256,
+            "size_bytes": record.size,
+            "registered_at": record.registered_at,
+        }
+        try:
+            df = read_table(snapshot)
+            error = None
+        except TableReadError as exc:
+            df, error = pd.DataFrame(), str(exc)
+        metadata = dict(base)
+        if error is None:
+            metadata.update(
+                {
+                    "dagster/row_count": len(df),
+                    "columns": len(df.columns),
+                    "dagster/column_schema": column_schema(df),
+                }
+            )
+        else:
+            metadata["read_error"] = error
+        yield dg.Output(df, data_version=dg.DataVersion(record.sha256), metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name="readable_table",
+            passed=error is None,
+            description=(
+                f"{len(df)} rows x {len(df.columns)} columns"
+                if error is None
+                else f"{record.source_name} (data version {key}) could not be read as a "
+                f"table: {error}"
+            ),
+            metadata={"file": record.source_name, "reason": error or "readable"},
+        )
+
+    @dg.asset(
+        name="validated_data",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'id_columns', 'contract')}",
+        kinds={"pandas", "great_expectations"},
+        description="Rows that passed the data contract (Great Expectations suite); rows with a "
+        "missing label are dropped and counted.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "data_contract",
+                asset="validated_data",
+                blocking=True,
+                description="The Great Expectations data contract: columns, types, null shares, "
+                "ranges, category sets, target values.",
+            )
+        ],
+    )
+    def validated_data(context: dg.AssetExecutionContext, raw_data):
+        from ml_assets.ingestion.contract_file import contract_for_version
+        from ml_assets.core.contract import validate_table
+
+        key = context.partition_key
+        contract, created = contract_for_version(raw_data, settings, contract_path(env, settings), key)
+        result = validate_table(raw_data, contract)
+        if created and result.success:
+            from ml_assets.ingestion.contract_file import accept_contract
+
+            accept_contract(contract, contract_path(env, settings), key)
+            context.log.info(f"data contract inferred from {key} and saved to {contract_path(env, settings)}")
+
+        labelled = raw_data[settings.target].notna() if settings.target in raw_data else None
+        cleaned = raw_data[labelled] if labelled is not None else raw_data.iloc[0:0]
+        dropped = len(raw_data) - len(cleaned)
+        metadata = {
+            "dagster/row_count": len(cleaned),
+            "dropped_rows_missing_label": dropped,
+            "dagster/column_schema": column_schema(cleaned),
+            "null_shares": json_meta(
+                {c: round(float(v), 4) for c, v in raw_data.isna().mean().items()}
+            ),
+            "contract_file": dg.MetadataValue.path(str(contract_path(env, settings))),
+        }
+        if settings.task == "classification" and settings.target in cleaned:
+            metadata["class_balance"] = json_meta(
+                {str(k): int(v) for k, v in cleaned[settings.target].value_counts().items()}
+            )
+        yield dg.Output(cleaned, metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name="data_contract",
+            passed=result.success,
+            description=(
+                f"all {result.evaluated} expectations passed"
+                if result.success
+                else f"data version {key}: " + result.describe()
+            ),
+            metadata=_contract_metadata(result),
+        )
+
+    return [raw_data, validated_data]
+
+
+def _contract_metadata(result) -> dict:
+    meta = {
+        "expectations_evaluated": result.evaluated,
+        "expectations_failed": len(result.failures),
+        "result": json_meta(result.to_metadata()),
+    }
+    if result.failures:
+        lines = ["| expectation | column | what was observed |", "|---|---|---|"]
+        for f in result.failures:
+            lines.append(f"| `{f.expectation}` | {f.column or ''} | {f.summary.replace('|', '/')} |")
+        examples = next((f.examples for f in result.failures if f.examples), None)
+        if examples:
+            cols = list(examples[0])[:12]
+            lines += ["", "Example rows:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+            for row in examples[:5]:
+                lines.append("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
+        meta["failures"] = dg.MetadataValue.md("\n".join(lines))
+    return meta

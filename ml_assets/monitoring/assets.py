@@ -1,0 +1,77 @@
+"""drift_report: per-column drift of a version against the champion's training data."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+from ml_assets.ingestion.assets import contract_path
+from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
+from ml_assets.partitions import data_version_partitions
+from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.resources import StoreResource
+
+CODE_VERSION = "1"
+
+
+def build_monitoring_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+    @dg.asset(
+        name="drift_report",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'drift')}",
+        kinds={"pandas"},
+        description="Per-column drift of this version's features against the training rows of "
+        "the current champion (KS / Wasserstein for numbers, chi-square / Jensen-Shannon for "
+        "categories, as Evidently's defaults).",
+    )
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        features,
+        registry: ModelRegistry,
+        store: StoreResource,
+    ):
+        from ml_assets.core import drift
+        from ml_assets.core.modeling import SPLIT_COLUMN
+        from ml_assets.ingestion.contract_file import load_roles
+        from ml_assets.storage import load_frame
+
+        key = context.partition_key
+        roles = load_roles(contract_path(env, settings))
+        champion = registry.champion()
+        reference, label = None, None
+        if champion is None:
+            label = None
+        elif champion["data_version"] == key:
+            label = None
+            context.log.info("this version is itself the champion's training data: no reference")
+        else:
+            path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+            if path.exists():
+                table = load_frame(path)
+                reference = table[table[SPLIT_COLUMN] == "train"]
+                label = f"champion version {champion['version']} ({champion['data_version']})"
+            else:
+                context.log.warning(f"the champion's features are not in the store: {path}")
+        report = drift.drift_report(reference, features, roles, settings, reference_label=label)
+        report["data_version"] = key
+        metadata = {
+            "summary": report["summary"],
+            "reference": report.get("reference") or "no reference",
+            "share_drifted": dg.MetadataValue.float(float(report.get("share_drifted", 0.0))),
+            "dataset_drift": report["dataset_drift"],
+            "drifted_columns": json_meta(
+                [c["column"] for c in report["columns"] if c.get("drifted")]
+            ),
+        }
+        if report["columns"]:
+            metadata["columns"] = markdown_table(
+                report["columns"], ["column", "kind", "method", "statistic", "threshold", "drifted"]
+            )
+        image = drift.drift_plot(report)
+        if image:
+            metadata["plot"] = png_markdown({"drift by column": image})
+        return dg.Output(report, metadata=metadata)
+
+    return [drift_report]

@@ -1,0 +1,85 @@
+"""registered_model_version: log the run to MLflow, register the model, decide promotion."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+from ml_assets.ingestion.assets import contract_path
+from ml_assets.metadata import settings_version
+from ml_assets.partitions import data_version_partitions
+from ml_assets.registry.mlflow_wiring import CHAMPION_ALIAS, ModelRegistry, finish_mlflow_run
+from ml_assets.resources import StoreResource
+
+CODE_VERSION = "1"
+
+# MLflow is a service: a transient failure (timeout, 5xx, a locked sqlite file) is retried
+# with exponential backoff and jitter before the run gives up.
+MLFLOW_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def build_registry_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+    @dg.asset(
+        name="registered_model_version",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'name', 'gates')}",
+        kinds={"mlflow"},
+        required_resource_keys={"mlflow"},
+        retry_policy=MLFLOW_RETRY,
+        description="The MLflow registered model version of this data version, and the "
+        "promotion decision (alias `champion`).",
+    )
+    def registered_model_version(
+        context: dg.AssetExecutionContext,
+        model,
+        evaluation_report: dict,
+        registry: ModelRegistry,
+        store: StoreResource,
+    ):
+        key = context.partition_key
+        # Blocking checks already stop this step in the same run; refusing here as well keeps
+        # a run that skipped or re-executed around the gate from registering a failed model.
+        if not evaluation_report["gate"]["passed"]:
+            raise dg.Failure(
+                description=f"refusing to register data version {key}: its quality gate failed: "
+                + "; ".join(evaluation_report["gate"]["failures"]),
+                allow_retries=False,
+            )
+        # Touching the resource starts (or, on a retry, resumes) this Dagster run's MLflow run.
+        context.log.debug(f"MLflow run of this Dagster run: {context.resources.mlflow.mlflow_run_id}")
+        with finish_mlflow_run():
+            from ml_assets.registry.registration import register
+
+            outcome = register(
+                registry=registry,
+                settings=settings,
+                key=key,
+                dagster_run_id=context.run_id,
+                model=model,
+                report=evaluation_report,
+                plot_dir=store.store.version_dir(key) / "evaluation_plots",
+                contract_file=contract_path(env, settings),
+                tracking_uri=registry.tracking_uri,
+            )
+        context.log.info(
+            f"{settings.name} version {outcome['version']}: "
+            + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
+            + f" ({outcome['reason']})"
+        )
+        metadata = {
+            "model_name": settings.name,
+            "version": outcome["version"],
+            "promoted": outcome["promoted"],
+            "decision": outcome["reason"],
+            "alias": CHAMPION_ALIAS if outcome["promoted"] else "none",
+            "mlflow_run_id": outcome["run_id"],
+        }
+        for name, url in outcome["links"].items():
+            metadata[name] = dg.MetadataValue.url(url)
+        return dg.Output(outcome, metadata=metadata)
+
+    return [registered_model_version]

@@ -1,0 +1,126 @@
+"""The MLflow wiring, and the one place where dagster-mlflow's gaps are worked around.
+
+dagster-mlflow's `mlflow_tracking` resource starts (or resumes, by the `dagster_run_id` tag)
+one MLflow run per Dagster run. Its gaps, handled here:
+
+1. It calls `mlflow.set_experiment(name)`, which would create the experiment with MLflow's
+   default artifact root (`./mlruns` in whatever directory the process started in). We create
+   the experiment first, with its artifacts under `$ML_ASSETS_HOME/mlartifacts`.
+2. Its `end_mlflow_on_run_finished` hook is for op jobs; asset jobs never end the run, so it
+   stays RUNNING forever. Only the registration step uses MLflow, and it ends the run itself
+   (FINISHED, or FAILED on error: see `finish_mlflow_run`); the resource teardown below ends
+   anything still open as FAILED, so no run dangles.
+3. A retried step resumes the same MLflow run (found by its `dagster_run_id` tag), so retries
+   do not multiply runs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import dagster as dg
+
+MODEL_ARTIFACT = "model"
+CHAMPION_ALIAS = "champion"
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except Exception:
+        # Another process created it between our look-up and create.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location: str):
+    """dagster-mlflow's `mlflow_tracking`, configured, with the experiment created first."""
+
+    @dg.resource(
+        # The subset of dagster-mlflow's config we use; its own schema lives in a module that
+        # imports mlflow, which would cost every process loading the code location a second.
+        config_schema={"experiment_name": str, "mlflow_tracking_uri": str},
+        description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run",
+    )
+    def mlflow_run(context) -> Iterator[Any]:
+        import mlflow
+        from dagster_mlflow import mlflow_tracking
+
+        ensure_experiment(tracking_uri, experiment, artifact_location)
+        generator = mlflow_tracking.resource_fn(context)
+        handle = next(generator)
+        try:
+            yield handle
+        finally:
+            if mlflow.active_run() is not None:
+                mlflow.end_run(status="FAILED")
+            generator.close()
+
+    return mlflow_run.configured(
+        {"experiment_name": experiment, "mlflow_tracking_uri": tracking_uri}
+    )
+
+
+@contextmanager
+def finish_mlflow_run() -> Iterator[None]:
+    """End the active MLflow run FINISHED when the block succeeds, FAILED when it raises."""
+    import mlflow
+
+    try:
+        yield
+    except BaseException:
+        if mlflow.active_run() is not None:
+            mlflow.end_run(status="FAILED")
+        raise
+    if mlflow.active_run() is not None:
+        mlflow.end_run(status="FINISHED")
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Read access to the MLflow model registry: who is champion, and its model."""
+
+    tracking_uri: str
+    model_name: str
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def champion(self) -> dict | None:
+        """{version, data_version, run_id, metrics} of the `champion` alias, or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client().get_model_version_by_alias(self.model_name, CHAMPION_ALIAS)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or (
+                "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
+            ):
+                return None
+            raise
+        metrics = {
+            k.removeprefix("metric."): float(v)
+            for k, v in mv.tags.items()
+            if k.startswith("metric.")
+        }
+        return {
+            "version": int(mv.version),
+            "data_version": mv.tags.get("data_version"),
+            "run_id": mv.run_id,
+            "metrics": metrics,
+        }
+
+    def load_version(self, version: int):
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")

@@ -1,0 +1,131 @@
+"""Logging a trained model to the active MLflow run, registering it, and promoting it.
+
+Called by the registration asset inside the MLflow run that dagster-mlflow started; kept free
+of Dagster so it reads as the sequence of MLflow calls it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ml_assets.config import PipelineSettings
+from ml_assets.registry.mlflow_wiring import CHAMPION_ALIAS, MODEL_ARTIFACT
+
+
+def _pip_requirements() -> list[str]:
+    # Given explicitly: MLflow's own inference loads the model in a subprocess (~8 s).
+    from importlib.metadata import version
+
+    return [
+        f"{dist}=={version(dist)}"
+        for dist in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
+    ]
+
+
+def _flat_params(settings: PipelineSettings, key: str) -> dict[str, Any]:
+    params = {
+        "data_version": key,
+        "task": settings.task,
+        "target": settings.target,
+        "estimator": settings.model.estimator,
+        "seed": settings.seed,
+        "test_size": settings.test_size,
+    }
+    params.update({f"model.{k}": v for k, v in settings.model.params.items()})
+    return params
+
+
+def _links(tracking_uri: str, experiment_id: str, run_id: str, name: str, version: int) -> dict:
+    if not tracking_uri.startswith(("http://", "https://")):
+        return {}
+    base = tracking_uri.rstrip("/")
+    return {
+        "mlflow_run": f"{base}/#/experiments/{experiment_id}/runs/{run_id}",
+        "mlflow_model_version": f"{base}/#/models/{name}/versions/{version}",
+    }
+
+
+def register(
+    *,
+    registry,
+    settings: PipelineSettings,
+    key: str,
+    dagster_run_id: str,
+    model,
+    report: dict,
+    plot_dir: Path,
+    contract_file: Path,
+    tracking_uri: str,
+) -> dict:
+    import mlflow as mlflow_module
+    import mlflow.sklearn
+    import pandas as pd
+    import skops.io as sio
+    from mlflow.models import infer_signature
+
+    run = mlflow_module.active_run()
+    run_id = run.info.run_id
+    metrics = report["metrics"]
+
+    mlflow_module.set_tags({"data_version": key, "pipeline": settings.name})
+    mlflow_module.log_params(_flat_params(settings, key))
+    mlflow_module.log_metrics({k: float(v) for k, v in metrics.items()})
+    mlflow_module.log_dict(report, "evaluation_report.json")
+    for png in sorted(plot_dir.glob("*.png")):
+        mlflow_module.log_artifact(str(png), artifact_path="plots")
+    if contract_file.exists():
+        mlflow_module.log_artifact(str(contract_file), artifact_path="data_contract")
+
+    example = pd.DataFrame(report["input_example"])
+    output = model.predict_proba(example) if hasattr(model, "predict_proba") else model.predict(example)
+    # Types skops does not trust by default but that this pipeline itself contains
+    # (e.g. HistGradientBoosting's TreePredictor): we built the object, so we vouch for them.
+    trusted = sio.get_untrusted_types(data=sio.dumps(model))
+    info = mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT,
+        signature=infer_signature(example, output),
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        skops_trusted_types=trusted,
+    )
+
+    client = registry.client()
+    tags = {
+        "data_version": key,
+        "dagster_run_id": dagster_run_id,
+        **{f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()},
+    }
+    version = mlflow_module.register_model(info.model_uri, settings.name, tags=tags)
+    number = int(version.version)
+
+    # Promote only against the champion the evaluation compared with: if another run
+    # promoted a model in between, this one was never compared with it.
+    decision = dict(report["decision"])
+    evaluated_against = (report.get("champion") or {}).get("version")
+    current = registry.champion()
+    current_version = current["version"] if current else None
+    if decision["promote"] and current_version != evaluated_against:
+        decision = {
+            "promote": False,
+            "reason": f"the champion changed from {evaluated_against} to {current_version} after "
+            "this model was evaluated; re-materialise evaluation_report to compare again",
+        }
+    client.set_model_version_tag(settings.name, str(number), "promotion", "champion" if decision["promote"] else "not promoted")
+    client.set_model_version_tag(settings.name, str(number), "promotion_reason", decision["reason"])
+    if decision["promote"]:
+        client.set_registered_model_alias(settings.name, CHAMPION_ALIAS, str(number))
+    mlflow_module.set_tags(
+        {"registered_version": str(number), "promoted": str(decision["promote"]).lower()}
+    )
+    return {
+        "model_name": settings.name,
+        "version": number,
+        "promoted": decision["promote"],
+        "reason": decision["reason"],
+        "run_id": run_id,
+        "model_uri": f"models:/{settings.name}/{number}",
+        "previous_champion": current_version,
+        "links": _links(tracking_uri, run.info.experiment_id, run_id, settings.name, number),
+    }

@@ -1,0 +1,82 @@
+"""Our resources: the versioned store, its IO manager, and read access to the model registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ml_assets.storage import (
+    StoreError,
+    VersionedStore,
+    load_frame,
+    load_model,
+    read_json,
+    save_frame,
+    save_model,
+    write_json,
+)
+
+
+class StoreResource(dg.ConfigurableResource):
+    """The versioned store of one pipeline (see ml_assets/storage.py)."""
+
+    root: str
+    pipeline: str
+
+    @property
+    def store(self) -> VersionedStore:
+        return VersionedStore(Path(self.root), self.pipeline)
+
+
+class VersionedStoreIOManager(dg.ConfigurableIOManager):
+    """Keeps every asset value in the versioned store, keyed by data version.
+
+    Frames go to Parquet (fast, typed, no pickle), reports to JSON, models to skops with a
+    recorded sha256 that is verified before any load.
+    """
+
+    root: str
+    pipeline: str
+
+    def _store(self) -> VersionedStore:
+        return VersionedStore(Path(self.root), self.pipeline)
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        key = context.partition_key
+        name = context.asset_key.path[-1]
+        store = self._store()
+        try:
+            import pandas as pd
+
+            if isinstance(obj, pd.DataFrame):
+                save_frame(store.artifact_path(key, name, "parquet"), obj)
+            elif isinstance(obj, dict):
+                write_json(store.artifact_path(key, name, "json"), obj)
+            else:
+                digest = save_model(store.artifact_path(key, name, "skops"), obj)
+                context.add_output_metadata({"model_sha256": digest})
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write {name} of {key} into the store {store.version_dir(key)}: "
+                f"{exc.strerror or exc}"
+            ) from None
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        key = context.partition_key
+        name = context.upstream_output.asset_key.path[-1]
+        store = self._store()
+        path = store.find_artifact(key, name)
+        if path is None:
+            raise StoreError(
+                f"{name} of data version {key} is not in the store ({store.version_dir(key)}); "
+                f"materialise {name} for this version first"
+            )
+        if path.suffix == ".parquet":
+            return load_frame(path)
+        if path.suffix == ".json":
+            return read_json(path)
+        return load_model(path)

@@ -1,0 +1,272 @@
+"""The versioned store: immutable data-version snapshots and everything derived from them.
+
+Layout, one folder per pipeline so many pipelines can share a home::
+
+    $ML_ASSETS_HOME/store/<pipeline>/
+        versions.json                 registry of data versions (key -> sha256, source, time)
+        landing_index.json            landing path -> (size, mtime, sha256): known files are never re-hashed
+        versions/<key>/source/<file>  the landed bytes, copied unchanged
+        versions/<key>/<asset>.parquet | .json | .skops (+ .sha256)   derived artifacts
+
+Writes are atomic (temporary file + rename) and registration holds a file lock, so two
+processes scanning the same landing folder register each version once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from filelock import FileLock
+
+from ml_assets.core.hashing import copy_and_hash, sha256_file, version_key
+
+
+class StoreError(RuntimeError):
+    """The store cannot be written or read; str() names the path and the reason."""
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    key: str
+    sha256: str
+    source_name: str
+    source_path: str
+    size: int
+    registered_at: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    new: list[VersionRecord]
+    duplicates: list[Skipped]
+    refused: list[Skipped]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through `write(tmp_path)` then rename over `path`; nothing half-written is ever seen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(data, indent=2, sort_keys=True, default=str)))
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+
+
+class VersionedStore:
+    def __init__(self, root: Path, pipeline: str):
+        self.root = Path(root)
+        self.pipeline = pipeline
+        self.base = self.root / pipeline
+
+    # --- paths ---
+    @property
+    def versions_file(self) -> Path:
+        return self.base / "versions.json"
+
+    @property
+    def landing_index_file(self) -> Path:
+        return self.base / "landing_index.json"
+
+    def version_dir(self, key: str) -> Path:
+        return self.base / "versions" / key
+
+    def artifact_path(self, key: str, name: str, ext: str) -> Path:
+        return self.version_dir(key) / f"{name}.{ext}"
+
+    def find_artifact(self, key: str, name: str) -> Path | None:
+        for ext in ("parquet", "json", "skops"):
+            path = self.artifact_path(key, name, ext)
+            if path.exists():
+                return path
+        return None
+
+    def _lock(self) -> FileLock:
+        self.base.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.base / ".lock"), timeout=600)
+
+    # --- registry of data versions ---
+    def versions(self) -> dict[str, VersionRecord]:
+        raw = read_json(self.versions_file, {}) or {}
+        return {key: VersionRecord(**rec) for key, rec in raw.items()}
+
+    def version(self, key: str) -> VersionRecord | None:
+        return self.versions().get(key)
+
+    def snapshot_path(self, key: str) -> Path:
+        record = self.version(key)
+        if record is None:
+            raise StoreError(f"data version {key!r} is not registered in {self.versions_file}")
+        return self.version_dir(key) / "source" / record.source_name
+
+    def scan_landing(self, landing_dir: Path, pattern: str) -> ScanResult:
+        """Register every new file in `landing_dir` matching `pattern`, oldest first."""
+        landing_dir = Path(landing_dir)
+        if not landing_dir.is_dir():
+            return ScanResult([], [], [])
+        landing_real = landing_dir.resolve()
+        candidates = []
+        for path in landing_dir.glob(pattern):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # vanished, or a dangling symlink
+            if path.is_file():
+                candidates.append((stat.st_mtime_ns, path.name, path, stat))
+        candidates.sort()
+
+        new: list[VersionRecord] = []
+        duplicates: list[Skipped] = []
+        refused: list[Skipped] = []
+        with self._lock():
+            index = read_json(self.landing_index_file, {}) or {}
+            versions = self.versions()
+            by_sha = {rec.sha256: rec.key for rec in versions.values()}
+            changed = False
+            for _, _, path, stat in candidates:
+                entry = index.get(str(path))
+                if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
+                    continue  # known and unchanged: never re-hashed
+                if path.is_symlink() and not path.resolve().is_relative_to(landing_real):
+                    refused.append(
+                        Skipped(str(path), f"a symlink pointing outside the landing folder ({path.resolve()})")
+                    )
+                    continue
+                record, dup_of = self._register(path, versions, by_sha)
+                index[str(path)] = {
+                    "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "sha256": record.sha256 if record else dup_of[1],
+                }
+                changed = True
+                if record:
+                    versions[record.key] = record
+                    by_sha[record.sha256] = record.key
+                    new.append(record)
+                else:
+                    duplicates.append(Skipped(str(path), f"same bytes as data version {dup_of[0]}"))
+            if new:
+                write_json(self.versions_file, {k: r.to_dict() for k, r in versions.items()})
+            if changed:
+                write_json(self.landing_index_file, index)
+        return ScanResult(new, duplicates, refused)
+
+    def _register(self, path: Path, versions, by_sha) -> tuple[VersionRecord | None, tuple[str, str] | None]:
+        staging = self.base / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=staging)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            try:
+                sha = copy_and_hash(path, tmp_path)
+            except OSError as exc:
+                raise StoreError(f"cannot copy {path} into the store at {staging}: {exc.strerror or exc}") from None
+            if sha in by_sha:
+                return None, (by_sha[sha], sha)
+            key = version_key(path.name, sha)
+            target = self.version_dir(key) / "source" / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, target)
+            os.chmod(target, 0o444)  # the snapshot is immutable
+            record = VersionRecord(
+                key=key,
+                sha256=sha,
+                source_name=path.name,
+                source_path=str(path),
+                size=target.stat().st_size,
+                registered_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+            return record, None
+        finally:
+            tmp_path.unlink(missing_ok=True)
+
+    def verify_snapshot(self, key: str) -> Path:
+        """The snapshot's path, after checking its bytes still hash to the registered sha256."""
+        record = self.version(key)
+        if record is None:
+            raise StoreError(f"data version {key!r} is not registered in {self.versions_file}")
+        path = self.version_dir(key) / "source" / record.source_name
+        if not path.exists():
+            raise StoreError(f"the snapshot of {key} is missing from the store: {path}")
+        actual = sha256_file(path)
+        if actual != record.sha256:
+            raise StoreError(
+                f"the snapshot of {key} at {path} was modified: sha256 {actual[:12]} "
+                f"!= registered {record.sha256[:12]}"
+            )
+        return path
+
+
+
+# --- artifacts: frames as Parquet, reports as JSON, models as skops with a recorded checksum ---
+TRUSTED_MODEL_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.", "scipy.")
+
+
+def save_frame(path: Path, df) -> None:
+    atomic_write(path, lambda p: df.to_parquet(p, index=False))
+
+
+def load_frame(path: Path):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def save_model(path: Path, model) -> str:
+    """Save with skops (a format that does not run code on load) and record its sha256."""
+    import skops.io as sio
+
+    atomic_write(path, lambda p: sio.dump(model, p))
+    digest = sha256_file(path)
+    atomic_write(path.with_suffix(".sha256"), lambda p: p.write_text(digest + "\n"))
+    return digest
+
+
+def load_model(path: Path):
+    """Load a model saved by save_model, refusing it if its bytes changed since."""
+    import skops.io as sio
+
+    recorded_file = path.with_suffix(".sha256")
+    if not recorded_file.exists():
+        raise StoreError(f"{path}: no recorded checksum ({recorded_file.name}); refusing to load")
+    recorded = recorded_file.read_text().strip()
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise StoreError(
+            f"{path}: checksum mismatch (sha256 {actual[:12]} != recorded {recorded[:12]}); refusing to load"
+        )
+    untrusted = sio.get_untrusted_types(file=path)
+    unknown = [t for t in untrusted if not t.startswith(TRUSTED_MODEL_PREFIXES)]
+    if unknown:
+        raise StoreError(f"{path}: contains types outside scikit-learn/numpy: {unknown}; refusing to load")
+    return sio.load(path, trusted=untrusted)

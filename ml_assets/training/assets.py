@@ -1,0 +1,206 @@
+"""features, model and evaluation_report, with the blocking model-quality gate."""
+
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+from ml_assets.ingestion.assets import contract_path
+from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
+from ml_assets.partitions import data_version_partitions
+from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.resources import StoreResource
+
+CODE_VERSION = "1"
+
+
+def build_training_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+    target = settings.target
+
+    @dg.asset(
+        name="features",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'seed', 'test_size')}",
+        kinds={"pandas"},
+        description="The feature table ready for training: feature columns (ids dropped), the "
+        "target and the recorded train/test split.",
+    )
+    def features(context: dg.AssetExecutionContext, validated_data):
+        from ml_assets.core.modeling import SPLIT_COLUMN, split_rows
+        from ml_assets.ingestion.contract_file import load_roles
+
+        roles = load_roles(contract_path(env, settings))
+        table = validated_data[[*roles.features, target]].reset_index(drop=True)
+        table[SPLIT_COLUMN] = split_rows(table[target], settings.task, settings.test_size, settings.seed)
+        sizes = table[SPLIT_COLUMN].value_counts()
+        metadata = {
+            "dagster/row_count": len(table),
+            "train_rows": int(sizes.get("train", 0)),
+            "test_rows": int(sizes.get("test", 0)),
+            "numeric_features": json_meta(list(roles.numeric)),
+            "categorical_features": json_meta(list(roles.categorical)),
+            "id_columns_dropped": json_meta(list(roles.ids)),
+        }
+        if settings.task == "classification":
+            balance = table.groupby(SPLIT_COLUMN)[target].value_counts().unstack(fill_value=0)
+            metadata["class_balance_by_split"] = json_meta(
+                {split: {str(k): int(v) for k, v in row.items()} for split, row in balance.iterrows()}
+            )
+        return dg.Output(table, metadata=metadata)
+
+    @dg.asset(
+        name="model",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'seed', 'model')}",
+        kinds={"scikitlearn"},
+        description="The fitted scikit-learn Pipeline, preprocessing (imputation, encoding, "
+        "scaling) included.",
+    )
+    def model(context: dg.AssetExecutionContext, features):
+        from ml_assets.core.modeling import build_pipeline, train_test
+        from ml_assets.ingestion.contract_file import load_roles
+
+        roles = load_roles(contract_path(env, settings))
+        X_train, y_train, _, _ = train_test(features, target)
+        pipeline = build_pipeline(
+            roles, settings.task, settings.model.estimator, settings.model.params, settings.seed
+        )
+        started = time.perf_counter()
+        pipeline.fit(X_train, y_train)
+        fit_seconds = time.perf_counter() - started
+        estimator = pipeline.named_steps["estimator"]
+        return dg.Output(
+            pipeline,
+            metadata={
+                "estimator": type(estimator).__name__,
+                "params": json_meta(settings.model.params),
+                "train_rows": len(X_train),
+                "features": len(roles.features),
+                "fit_seconds": round(fit_seconds, 3),
+            },
+        )
+
+    @dg.asset(
+        name="evaluation_report",
+        partitions_def=data_version_partitions,
+        group_name=group,
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'positive_label', 'gates')}",
+        kinds={"scikitlearn"},
+        description="Held-out metrics and plots, and the comparison with the current champion "
+        "on the same held-out rows.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "quality_gate",
+                asset="evaluation_report",
+                blocking=True,
+                description="Metric thresholds from the pipeline file (gates.*), and better than "
+                "a trivial baseline.",
+            ),
+            dg.AssetCheckSpec(
+                "champion_comparison",
+                asset="evaluation_report",
+                description="Not worse than the current champion on the same held-out rows "
+                "(decides promotion; a worse model may be registered but not promoted).",
+            ),
+        ],
+    )
+    def evaluation_report(
+        context: dg.AssetExecutionContext,
+        model,
+        features,
+        registry: ModelRegistry,
+        store: StoreResource,
+    ):
+        from ml_assets.core import evaluation
+        from ml_assets.core.modeling import train_test
+
+        key = context.partition_key
+        X_train, y_train, X_test, y_test = train_test(features, target)
+        pos = settings.positive_label
+        metrics = evaluation.score(model, X_test, y_test, settings.task, pos)
+        baseline = evaluation.baseline_scores(y_train, X_test, y_test, settings.task, pos)
+        gate = evaluation.quality_gate(metrics, settings, baseline)
+
+        champion = registry.champion()
+        champion_metrics = None
+        if champion is not None:
+            champion_model = registry.load_version(champion["version"])
+            champion_metrics = evaluation.score(champion_model, X_test, y_test, settings.task, pos)
+            champion = {**champion, "metrics_on_these_rows": champion_metrics}
+        decision = evaluation.decide_promotion(
+            metrics, champion_metrics, gate, settings, n_rows=len(y_test)
+        )
+        not_worse = evaluation.decide_promotion(
+            metrics, champion_metrics, evaluation.GateResult(True, [], {}), settings, n_rows=len(y_test)
+        )
+
+        images = evaluation.plots(model, X_test, y_test, settings.task, pos)
+        plot_dir = store.store.version_dir(key) / "evaluation_plots"
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        for name, png in images.items():
+            (plot_dir / f"{name}.png").write_bytes(png)
+
+        report = {
+            "data_version": key,
+            "task": settings.task,
+            "primary_metric": settings.primary_metric,
+            "train_rows": len(X_train),
+            "test_rows": len(X_test),
+            "metrics": metrics,
+            "baseline": baseline,
+            "champion": champion,
+            "gate": gate.to_metadata(),
+            "decision": {"promote": decision.promote, "reason": decision.reason},
+            "plots": sorted(images),
+            "input_example": X_test.head(5).to_dict(orient="records"),
+        }
+        if settings.task == "classification":
+            report["confusion"] = evaluation.confusion(model, X_test, y_test)
+
+        rows = [
+            {
+                "metric": m,
+                "model": v,
+                "baseline": baseline.get(m),
+                "champion": (champion_metrics or {}).get(m),
+            }
+            for m, v in metrics.items()
+        ]
+        yield dg.Output(
+            report,
+            metadata={
+                **{f"metric/{m}": dg.MetadataValue.float(float(v)) for m, v in metrics.items()},
+                "metrics": markdown_table(rows, ["metric", "model", "baseline", "champion"]),
+                "champion_version": champion["version"] if champion else "none",
+                "decision": ("promote" if decision.promote else "keep champion") + f": {decision.reason}",
+                "test_rows": len(X_test),
+                "plots": png_markdown(images),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="quality_gate",
+            passed=gate.passed,
+            description=(
+                "all gates passed"
+                if gate.passed
+                else f"data version {key}: " + "; ".join(gate.failures)
+            ),
+            metadata={"gates": json_meta(gate.to_metadata())},
+        )
+        yield dg.AssetCheckResult(
+            check_name="champion_comparison",
+            passed=not_worse.promote,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=not_worse.reason,
+            metadata={
+                "champion_version": champion["version"] if champion else "none",
+                "metric": settings.primary_metric,
+            },
+        )
+
+    return [features, model, evaluation_report]

@@ -1,0 +1,242 @@
+"""Per-column drift against a reference, on real (breast cancer) and generated data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from ml_assets.config import parse_settings
+from ml_assets.core.columns import ColumnRoles
+from ml_assets.core.drift import drift_plot, drift_report
+
+
+def settings_for(task: str = "classification", **extra):
+    target = "diagnosis" if task == "classification" else "y"
+    return parse_settings({"name": "t", "target": target, "task": task, **extra}, "test.yaml")
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    """Two disjoint random halves of the breast cancer data (~285 rows each), with an id."""
+    data = load_breast_cancer(as_frame=True)
+    df = data.data.copy()
+    df["diagnosis"] = data.target.map({0: "malignant", 1: "benign"})
+    df.insert(0, "patient_id", np.arange(len(df)))
+    order = np.random.default_rng(0).permutation(len(df))
+    half = len(df) // 2
+    reference = df.iloc[order[:half]].reset_index(drop=True)
+    current = df.iloc[order[half:]].reset_index(drop=True)
+    roles = ColumnRoles(target="diagnosis", numeric=tuple(data.feature_names), ids=("patient_id",))
+    return reference, current, roles
+
+
+def by_column(report: dict) -> dict[str, dict]:
+    return {c["column"]: c for c in report["columns"]}
+
+
+def _json_roundtrip(value):
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def test_a_resample_of_the_same_data_does_not_drift(cancer):
+    reference, current, roles = cancer
+    report = drift_report(reference, current, roles, settings_for(), reference_label="v1")
+
+    assert report["has_reference"] and report["reference"] == "v1"
+    assert report["n_columns"] == report["n_compared"] == 30
+    assert {c["method"] for c in report["columns"]} == {"ks"}  # <= 1000 reference rows
+    assert not report["dataset_drift"]
+    assert report["share_drifted"] < 0.2
+    assert report["summary"].startswith("no dataset drift against v1")
+    first = report["columns"][0]
+    assert first["statistic_name"] == "p_value" and first["threshold"] == 0.05
+    assert 0 <= first["statistic"] <= 1
+    assert _json_roundtrip(report) == report
+
+
+def test_a_shift_of_two_std_drifts_those_columns_and_the_dataset(cancer):
+    reference, current, roles = cancer
+    shifted_columns = list(roles.numeric[:20])
+    shifted = current.copy()
+    for column in shifted_columns:
+        shifted[column] = shifted[column] + 2 * reference[column].std()
+    report = drift_report(reference, shifted, roles, settings_for(), reference_label="v1")
+
+    columns = by_column(report)
+    assert all(columns[c]["drifted"] for c in shifted_columns)
+    assert all(columns[c]["statistic"] < 0.05 for c in shifted_columns)
+    assert report["n_drifted"] >= 20 and report["share_drifted"] >= 20 / 30
+    assert report["dataset_drift"]
+    assert report["summary"].startswith("dataset drift against v1")
+    assert shifted_columns[0] in report["summary"]
+
+
+def test_ids_and_the_target_are_left_out_of_the_share(cancer):
+    reference, current, roles = cancer
+    changed = current.copy()
+    changed["patient_id"] = changed["patient_id"] + 10_000  # entirely new ids
+    changed["diagnosis"] = "malignant"  # the label distribution moved completely
+    report = drift_report(reference, changed, roles, settings_for())
+
+    assert "patient_id" not in by_column(report) and "diagnosis" not in by_column(report)
+    assert report["n_columns"] == 30
+    assert not report["dataset_drift"]
+    target = report["target"]
+    assert target["column"] == "diagnosis" and target["method"] == "chi_square"
+    assert target["drifted"]
+
+
+def test_categorical_drift_when_category_proportions_change():
+    n = 600
+
+    def table(p_plan, seed):
+        r = np.random.default_rng(seed)
+        return pd.DataFrame(
+            {
+                "plan": r.choice(["basic", "plus", "pro"], size=n, p=p_plan),
+                "region": r.choice(["north", "south"], size=n),
+                "tenure": r.normal(24, 6, size=n),
+                "churn": r.choice(["yes", "no"], size=n),
+            }
+        )
+
+    roles = ColumnRoles(target="churn", numeric=("tenure",), categorical=("plan", "region"))
+    reference = table([0.6, 0.3, 0.1], 2)
+    same = drift_report(reference, table([0.6, 0.3, 0.1], 3), roles, settings_for())
+    moved = drift_report(reference, table([0.1, 0.3, 0.6], 4), roles, settings_for())
+
+    assert by_column(same)["plan"]["method"] == "chi_square"
+    assert not by_column(same)["plan"]["drifted"]
+    plan = by_column(moved)["plan"]
+    assert plan["drifted"] and plan["statistic"] < 1e-6 and plan["kind"] == "categorical"
+    assert not by_column(moved)["region"]["drifted"]
+
+
+def test_a_category_seen_on_one_side_only_is_compared_without_error():
+    reference = pd.DataFrame({"color": ["red"] * 50 + ["blue"] * 50, "y": 0.0})
+    current = pd.DataFrame({"color": ["red"] * 40 + ["blue"] * 40 + ["green"] * 20, "y": 0.0})
+    roles = ColumnRoles(target="y", categorical=("color",))
+    column = by_column(drift_report(reference, current, roles, settings_for("regression")))
+    assert column["color"]["drifted"] and column["color"]["method"] == "chi_square"
+
+
+def test_large_references_use_wasserstein_and_jensen_shannon():
+    rng = np.random.default_rng(7)
+    n = 3000
+
+    def table(shift, p_plan):
+        return pd.DataFrame(
+            {
+                "income": rng.normal(50_000 + shift * 12_000, 12_000, size=n),
+                "age": rng.normal(40, 10, size=n),
+                "plan": rng.choice(["basic", "plus", "pro"], size=n, p=p_plan),
+                "y": rng.normal(size=n),
+            }
+        )
+
+    roles = ColumnRoles(target="y", numeric=("income", "age"), categorical=("plan",))
+    settings = settings_for("regression")
+    reference = table(0, [0.5, 0.3, 0.2])
+    same = by_column(drift_report(reference, table(0, [0.5, 0.3, 0.2]), roles, settings))
+    moved = drift_report(reference, table(0.5, [0.2, 0.3, 0.5]), roles, settings)
+    columns = by_column(moved)
+
+    assert same["income"]["method"] == "wasserstein"
+    assert same["income"]["statistic_name"] == "distance" and same["income"]["threshold"] == 0.1
+    assert same["income"]["statistic"] < 0.1 and not same["income"]["drifted"]
+    assert same["plan"]["method"] == "jensen_shannon" and not same["plan"]["drifted"]
+    # half a standard deviation of shift: a normed Wasserstein distance of about 0.5
+    assert columns["income"]["drifted"] and 0.35 < columns["income"]["statistic"] < 0.65
+    assert not columns["age"]["drifted"]
+    assert columns["plan"]["drifted"] and 0 < columns["plan"]["statistic"] <= 1
+    assert moved["dataset_drift"]  # 2 of 3 >= 0.5
+    assert moved["target"]["method"] == "wasserstein" and not moved["target"]["drifted"]
+
+
+def test_drift_thresholds_come_from_the_settings(cancer):
+    reference, current, roles = cancer
+    shifted = current.copy()
+    column = roles.numeric[0]
+    shifted[column] = shifted[column] + 0.3 * reference[column].std()
+    strict = settings_for(drift={"p_value": 0.5, "share": 0.01})
+    report = drift_report(reference, shifted, roles, strict)
+    assert by_column(report)[column]["threshold"] == 0.5
+    assert report["share_threshold"] == 0.01 and report["dataset_drift"]
+
+
+def test_few_distinct_numeric_values_with_missing_values_are_compared_as_categories():
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"children": rng.integers(0, 4, size=400), "y": 1.0})
+    current = pd.DataFrame({"children": rng.integers(0, 4, size=400).astype(float), "y": 1.0})
+    current.loc[:119, "children"] = np.nan  # 30% missing: the column turns float (1 -> 1.0)
+    roles = ColumnRoles(target="y", numeric=("children",))
+    column = by_column(drift_report(reference, current, roles, settings_for("regression")))[
+        "children"
+    ]
+
+    assert column["method"] == "chi_square" and column["kind"] == "numeric"
+    assert not column["drifted"]  # same distribution of the values that are there
+    assert column["reference_null_share"] == 0.0
+    assert column["current_null_share"] == pytest.approx(0.3)
+
+
+def test_no_reference_means_no_champion_yet(cancer):
+    _, current, roles = cancer
+    report = drift_report(None, current, roles, settings_for())
+    assert report["has_reference"] is False
+    assert report["columns"] == [] and report["dataset_drift"] is False
+    assert report["summary"] == "no reference: there is no champion yet"
+    assert drift_plot(report) is None
+    reason = drift_report(
+        None,
+        current,
+        roles,
+        settings_for(),
+        no_reference_reason="the champion's data version was deleted",
+    )
+    assert reason["summary"] == "no reference: the champion's data version was deleted"
+    assert _json_roundtrip(report) == report
+
+
+def test_a_missing_column_is_listed_and_does_not_crash(cancer):
+    reference, current, roles = cancer
+    column = roles.numeric[0]
+    report = drift_report(
+        reference, current.drop(columns=[column, "diagnosis"]), roles, settings_for()
+    )
+
+    missing = by_column(report)[column]
+    assert missing["method"] == "missing" and missing["drifted"] is False
+    assert missing["current_null_share"] is None
+    assert report["n_columns"] == 30 and report["n_compared"] == 29
+    assert report["target"]["method"] == "missing"
+    empty = drift_report(reference, current.assign(**{column: np.nan}), roles, settings_for())
+    assert by_column(empty)[column]["method"] == "no_values"
+    assert by_column(empty)[column]["current_null_share"] == 1.0
+
+
+def test_same_inputs_give_the_same_report(cancer):
+    reference, current, roles = cancer
+    settings = settings_for()
+    assert drift_report(reference, current, roles, settings) == drift_report(
+        reference, current, roles, settings
+    )
+
+
+def test_drift_plot_is_a_png_highlighting_drifted_columns(cancer):
+    import matplotlib.pyplot as plt
+
+    reference, current, roles = cancer
+    shifted = current.copy()
+    for column in roles.numeric[:10]:
+        shifted[column] = shifted[column] + 2 * reference[column].std()
+    open_before = plt.get_fignums()
+    png = drift_plot(drift_report(reference, shifted, roles, settings_for()))
+
+    assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 10_000
+    assert plt.get_fignums() == open_before
