@@ -139,7 +139,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     if kind == "missing":
         return key, "a value (this key is required)"
     if kind == "extra_forbidden":
-        return key, "no such key (unknown key; see README.md for the keys this file takes)"
+        return key, f"one of the known keys {_known_keys(error['loc'][:-1])} (this key is unknown)"
     if kind == "literal_error":
         return key, f"one of {ctx.get('expected')}, got {got!r}"
     if kind == "string_pattern_mismatch":
@@ -149,6 +149,16 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
         return err.key, err.expected
     message = error["msg"].replace("Input should be", "").strip()
     return key, f"{message}, got {got!r}" if got is not None else message
+
+
+def _known_keys(parent: tuple) -> list[str]:
+    model: type[BaseModel] = PipelineSettings
+    for part in parent:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
 
 
 def parse_settings(data: Any, source: str) -> PipelineSettings:

@@ -516,7 +516,7 @@ def quality_gate(
             )
         else:
             value, base = float(value), float(base)
-            ok = value >= base if direction > 0 else value <= base
+            ok = value > base if direction > 0 else value < base
             entry.update(value=value, threshold=base, passed=ok)
             if not ok:
                 sv, sb = _fmt_pair(value, base)

@@ -240,3 +240,17 @@ def test_drift_plot_is_a_png_highlighting_drifted_columns(cancer):
     assert png is not None and png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
     assert plt.get_fignums() == open_before
+
+
+def test_category_codes_read_as_text_in_one_version_and_numbers_in_another_match():
+    # roles are fixed from the first version, where "store" was text ("1", "2", "x"); a later
+    # file holds only numbers and a blank, so pandas reads it as float (1.0, 2.0, NaN)
+    rng = np.random.default_rng(5)
+    reference = pd.DataFrame({"store": rng.choice(["1", "2", "3"], size=300), "y": 0.0})
+    codes = rng.choice([1, 2, 3], size=300).astype(float)
+    codes[:30] = np.nan
+    current = pd.DataFrame({"store": codes, "y": 0.0})
+    roles = ColumnRoles(target="y", categorical=("store",))
+    store = by_column(drift_report(reference, current, roles, settings_for("regression")))["store"]
+    assert store["method"] == "chi_square" and not store["drifted"]
+    assert store["current_null_share"] == pytest.approx(0.1)

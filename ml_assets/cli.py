@@ -1,0 +1,234 @@
+"""`ml-assets`: run the pipeline headless, show its status, write demo data.
+
+Exit codes (CONTRACT.md): 0 all passed; 1 a version was blocked (a gate failed, or its file
+could not be read as a table) or its run failed; 2 usage or pipeline-file error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _load():
+    from ml_assets.config import PipelineFileError, load_settings
+    from ml_assets.environment import EnvironmentError_, load_environment
+
+    try:
+        env = load_environment()
+        settings = load_settings(env.config_path)
+    except (PipelineFileError, EnvironmentError_) as exc:
+        raise UsageError(str(exc)) from None
+    return env, settings
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        # Same default as `make dev`, so the UI started there shows these runs.
+        home = str(Path.cwd() / ".dagster_home")
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:6.2f}s"
+
+
+def _step_note(step) -> str:
+    failed = [c for c in step.checks if not c.passed]
+    if step.status == "failed":
+        return step.error or ""
+    if failed:
+        return "; ".join(f"{c.name} failed: {c.description}" for c in failed)
+    notes = [f"{c.name} passed" for c in step.checks]
+    meta = step.metadata
+    if step.step == "evaluation_report":
+        metrics = {k.split("/", 1)[1]: v for k, v in meta.items() if k.startswith("metric/")}
+        notes.append(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    elif step.step == "registered_model_version" and "version" in meta:
+        verb = "promoted to champion" if meta.get("promoted") else "registered, champion kept"
+        notes.append(f"version {meta['version']} {verb}: {meta.get('decision', '')}")
+    elif step.step == "drift_report" and "summary" in meta:
+        notes.append(str(meta["summary"]))
+    elif step.step in ("validated_data", "features") and "dagster/row_count" in meta:
+        notes.insert(0, f"{meta['dagster/row_count']} rows")
+    return "; ".join(n for n in notes if n)
+
+
+def cmd_run(args) -> int:
+    env, settings = _load()
+    from ml_assets.core.modeling import ModelSettingsError, make_estimator
+
+    try:
+        make_estimator(settings.model.estimator, settings.task, settings.model.params, settings.seed)
+    except ModelSettingsError as exc:
+        raise UsageError(f"{env.config_path}: {exc}") from None
+
+    from ml_assets.definitions import TRAIN_JOB, build_definitions
+    from ml_assets.ingestion.sensors import unrequested_versions
+    from ml_assets.partitions import DATA_VERSION
+    from ml_assets.run_summary import summarize_run
+    from ml_assets.storage import StoreError, VersionedStore
+
+    instance = _instance()
+    store = VersionedStore(env.store_root, settings.name)
+    print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
+    try:
+        scan = store.scan_landing(env.landing_dir, settings.landing_glob)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
+    for skipped in scan.duplicates:
+        print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
+    for refused in scan.refused:
+        print(f"  refused {Path(refused.path).name}: {refused.reason}")
+
+    keys = unrequested_versions(store, set(instance.get_dynamic_partitions(DATA_VERSION)))
+    if not keys:
+        print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
+        return EXIT_OK
+    instance.add_dynamic_partitions(DATA_VERSION, keys)
+    job = build_definitions(settings, env).resolve_job_def(TRAIN_JOB)
+
+    exit_code = EXIT_OK
+    for key in keys:
+        record = store.version(key)
+        print(f"\n{key}  ({record.source_name})")
+        result = job.execute_in_process(
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+            tags={"ml_assets/trigger": "cli"},
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+        summary = summarize_run(instance, result.run_id)
+        for step in summary.steps:
+            label = {"ok": "ok", "blocked": "BLOCKED", "failed": "FAILED", "skipped": "skipped"}[step.status]
+            print(f"  {step.step:<26} {label:<8} {_fmt_seconds(step.seconds):>8}  {_step_note(step)}".rstrip())
+        blocked = summary.blocked_by
+        if blocked is not None:
+            exit_code = EXIT_BLOCKED
+            print(
+                f"  => blocked: {record.source_name} (data version {key}) by check "
+                f"{blocked.asset}:{blocked.name}: {blocked.description}"
+            )
+        elif not result.success:
+            exit_code = EXIT_BLOCKED
+            failed = summary.failed_step
+            where = failed.step if failed else "the run"
+            print(
+                f"  => failed: {record.source_name} (data version {key}) in {where}: "
+                f"{failed.error if failed else 'see the Dagster UI'} (run {result.run_id})"
+            )
+        else:
+            meta = next(s.metadata for s in summary.steps if s.step == "registered_model_version")
+            print(
+                f"  => registered {settings.name} version {meta.get('version')}"
+                + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
+            )
+    return exit_code
+
+
+def cmd_status(args) -> int:
+    env, settings = _load()
+    from ml_assets.status import collect_status, render_status
+
+    status = collect_status(env, settings, _instance())
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print(render_status(status))
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    env, settings = _load()
+    from ml_assets.demo import simulator
+
+    if args.if_empty and simulator.landing_has_data(env.landing_dir, settings.landing_glob):
+        print(f"nothing written: {env.landing_dir} already holds data")
+        return EXIT_OK
+    written = []
+    base = simulator.write_base(env.landing_dir)
+    if base:
+        written.append(base)
+    if args.versions:
+        written += simulator.write_versions(env.landing_dir, args.versions, args.drift)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"nothing written: {env.landing_dir} already holds the demo table")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml-assets",
+        description="Automated ML training pipeline (a Dagster code location).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="register new landing files and materialise the graph for each")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="data versions, their checks and metrics, and the champion")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    status.set_defaults(func=cmd_status)
+    demo = sub.add_parser("demo", help="write demo data versions into the landing folder")
+    demo.add_argument("--versions", type=_non_negative, default=0, metavar="N",
+                      help="write N further versions (default: only the bundled table)")
+    demo.add_argument("--drift", action="store_true", help="shift the new versions' size measurements")
+    demo.add_argument("--if-empty", action="store_true",
+                      help="write nothing if the landing folder already holds data (used by make dev)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits 2 on usage errors, as the contract says
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

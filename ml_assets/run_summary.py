@@ -1,0 +1,134 @@
+"""What happened in a run, read back from the Dagster event log: steps, durations, checks.
+
+Shared by `ml-assets run` (one line per step) and `ml-assets status` (the audit trail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dagster import DagsterEventType, DagsterInstance
+
+STEP_ORDER = [
+    "raw_data",
+    "validated_data",
+    "features",
+    "drift_report",
+    "model",
+    "evaluation_report",
+    "registered_model_version",
+]
+
+
+@dataclass
+class CheckOutcome:
+    asset: str
+    name: str
+    passed: bool
+    blocking: bool
+    description: str
+
+    def to_dict(self) -> dict:
+        return {
+            "asset": self.asset,
+            "check": self.name,
+            "passed": self.passed,
+            "blocking": self.blocking,
+            "description": self.description,
+        }
+
+
+@dataclass
+class StepOutcome:
+    step: str
+    status: str = "skipped"  # ok | blocked | failed | skipped
+    seconds: float | None = None
+    error: str | None = None
+    checks: list[CheckOutcome] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    steps: list[StepOutcome]
+
+    @property
+    def blocked_by(self) -> CheckOutcome | None:
+        for step in self.steps:
+            for check in step.checks:
+                if check.blocking and not check.passed:
+                    return check
+        return None
+
+    @property
+    def failed_step(self) -> StepOutcome | None:
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+    @property
+    def success(self) -> bool:
+        return all(s.status == "ok" for s in self.steps)
+
+
+def _plain(value) -> object:
+    inner = getattr(value, "value", value)
+    return inner if isinstance(inner, (str, int, float, bool, type(None))) else str(inner)
+
+
+def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
+    steps: dict[str, StepOutcome] = {name: StepOutcome(name) for name in STEP_ORDER}
+    started: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        step = steps.setdefault(event.step_key, StepOutcome(event.step_key))
+        kind = event.event_type
+        if kind == DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            if event.step_key in started:
+                step.seconds = entry.timestamp - started[event.step_key]
+            if kind == DagsterEventType.STEP_SUCCESS:
+                step.status = "ok"
+            else:
+                error = event.step_failure_data.error
+                step.error = _error_message(error)
+                step.status = "failed"
+        elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.asset_check_evaluation_data
+            step.checks.append(
+                CheckOutcome(
+                    asset=data.asset_key.to_user_string(),
+                    name=data.check_name,
+                    passed=data.passed,
+                    blocking=bool(data.blocking),
+                    description=data.description or "",
+                )
+            )
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = event.step_materialization_data.materialization.metadata
+            step.metadata.update({k: _plain(v) for k, v in metadata.items()})
+    for step in steps.values():
+        if step.status == "failed" and any(c.blocking and not c.passed for c in step.checks):
+            step.status = "blocked"
+    ordered = [steps[s] for s in STEP_ORDER if s in steps] + [
+        s for k, s in steps.items() if k not in STEP_ORDER
+    ]
+    return RunSummary(run_id=run_id, steps=ordered)
+
+
+def _error_message(error) -> str:
+    """The user-facing line of a step error, without the traceback."""
+    if error is None:
+        return "unknown error"
+    # Dagster wraps user exceptions; the innermost cause carries the message we wrote.
+    while error.cause is not None and error.cls_name in (
+        "DagsterExecutionStepExecutionError",
+        "DagsterUserCodeExecutionError",
+        "DagsterResourceFunctionError",
+    ):
+        error = error.cause
+    message = error.message.strip().splitlines()[0] if error.message else error.cls_name
+    prefix = f"{error.cls_name}: "
+    return message[len(prefix):] if message.startswith(prefix) else message

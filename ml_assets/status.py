@@ -1,0 +1,153 @@
+"""`ml-assets status`: every data version with its checks, metrics and decision, and the champion.
+
+Read from the Dagster instance (the audit trail: runs, check evaluations, materialisations) and
+from the MLflow registry (the champion alias).
+"""
+
+from __future__ import annotations
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+
+CHECKS = [
+    ("raw_data", "readable_table"),
+    ("validated_data", "data_contract"),
+    ("evaluation_report", "quality_gate"),
+    ("evaluation_report", "champion_comparison"),
+]
+
+
+def _latest_metadata(instance, asset: str, key: str) -> dict | None:
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+    ).records
+    if not records:
+        return None
+    entry = records[0].event_log_entry
+    metadata = entry.asset_materialization.metadata
+    out = {"run_id": entry.run_id}
+    for name, value in metadata.items():
+        inner = getattr(value, "value", value)
+        if isinstance(inner, (str, int, float, bool)) or inner is None:
+            out[name] = inner
+    return out
+
+
+def _checks(instance, key: str) -> dict:
+    import dagster as dg
+    from dagster._core.event_api import PartitionKeyFilter
+
+    check_keys = [dg.AssetCheckKey(dg.AssetKey(a), n) for a, n in CHECKS]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        check_keys, partition_filter=PartitionKeyFilter(key=key)
+    )
+    out = {}
+    for check_key, record in latest.items():
+        event = record.event
+        data = event.dagster_event.event_specific_data if event and event.dagster_event else None
+        if data is None or not hasattr(data, "passed"):
+            continue
+        out[check_key.name] = {
+            "asset": check_key.asset_key.to_user_string(),
+            "passed": data.passed,
+            "blocking": bool(data.blocking),
+            "description": data.description or "",
+            "run_id": record.run_id,
+        }
+    return out
+
+
+def _latest_run(instance, key: str):
+    import dagster as dg
+
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1)
+    return runs[0] if runs else None
+
+
+def collect_status(env: Environment, settings: PipelineSettings, instance) -> dict:
+    from ml_assets.registry.mlflow_wiring import ModelRegistry
+    from ml_assets.storage import VersionedStore
+
+    store = VersionedStore(env.store_root, settings.name)
+    champion, registry_error = None, None
+    try:
+        champion = ModelRegistry(tracking_uri=env.tracking_uri, model_name=settings.name).champion()
+    except Exception as exc:  # the registry being down must not hide the rest of the status
+        registry_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+    versions = []
+    records = sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key))
+    for record in records:
+        key = record.key
+        checks = _checks(instance, key)
+        report = _latest_metadata(instance, "evaluation_report", key) or {}
+        registered = _latest_metadata(instance, "registered_model_version", key)
+        drift = _latest_metadata(instance, "drift_report", key) or {}
+        run = _latest_run(instance, key)
+        metrics = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith("metric/")}
+        blocked = [f"{c['asset']}:{name}" for name, c in checks.items() if c["blocking"] and not c["passed"]]
+        if run is None:
+            state = "pending"
+        elif not run.is_finished:
+            state = "running"
+        elif blocked:
+            state = "blocked"
+        elif registered is not None:
+            is_champion = champion is not None and champion["version"] == registered.get("version")
+            state = "champion" if is_champion else "registered"
+        elif run.is_failure:
+            state = "failed"
+        else:
+            state = "validated"
+        versions.append(
+            {
+                "data_version": key,
+                "file": record.source_name,
+                "sha256": record.sha256,
+                "registered_at": record.registered_at,
+                "status": state,
+                "blocked_by": blocked,
+                "checks": checks,
+                "metrics": metrics,
+                "drift": {
+                    "share_drifted": drift.get("share_drifted"),
+                    "dataset_drift": drift.get("dataset_drift"),
+                    "summary": drift.get("summary"),
+                },
+                "run_id": run.run_id if run else None,
+                "run_status": run.status.value if run else None,
+                "model_version": registered.get("version") if registered else None,
+                "decision": registered.get("decision") if registered else report.get("decision"),
+            }
+        )
+    return {
+        "pipeline": settings.name,
+        "landing_dir": str(env.landing_dir),
+        "tracking_uri": env.tracking_uri,
+        "versions": versions,
+        "champion": champion,
+        "registry_error": registry_error,
+    }
+
+
+def render_status(status: dict) -> str:
+    lines = [f"pipeline {status['pipeline']}: {len(status['versions'])} data version(s)"]
+    for v in status["versions"]:
+        metric = ", ".join(f"{k}={val:.4f}" for k, val in list(v["metrics"].items())[:3])
+        extra = f"model v{v['model_version']}" if v["model_version"] else ""
+        if v["blocked_by"]:
+            extra = "blocked by " + ", ".join(v["blocked_by"])
+        lines.append(f"  {v['data_version']:<40} {v['status']:<10} {metric}  {extra}".rstrip())
+    champion = status["champion"]
+    if champion:
+        lines.append(
+            f"champion: {status['pipeline']} version {champion['version']} "
+            f"(data version {champion['data_version']})"
+        )
+    elif status["registry_error"]:
+        lines.append(f"champion: unknown, the registry did not answer ({status['registry_error']})")
+    else:
+        lines.append("champion: none yet")
+    return "\n".join(lines)
