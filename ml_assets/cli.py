@@ -25,6 +25,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     warnings.filterwarnings("ignore")
     for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -51,6 +52,9 @@ def _instance():
         home = str(Path.cwd() / ".dagster_home")
         os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
+    config = Path(home) / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
     return DagsterInstance.get()
 
 
@@ -63,15 +67,14 @@ def _step_note(step) -> str:
     if step.status == "failed":
         return step.error or ""
     if failed:
-        return "; ".join(f"{c.name} failed: {c.description}" for c in failed)
+        return "; ".join(f"{c.name} failed" for c in failed)
     notes = [f"{c.name} passed" for c in step.checks]
     meta = step.metadata
     if step.step == "evaluation_report":
         metrics = {k.split("/", 1)[1]: v for k, v in meta.items() if k.startswith("metric/")}
         notes.append(" ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     elif step.step == "registered_model_version" and "version" in meta:
-        verb = "promoted to champion" if meta.get("promoted") else "registered, champion kept"
-        notes.append(f"version {meta['version']} {verb}: {meta.get('decision', '')}")
+        notes.append(f"version {meta['version']}: {meta.get('decision', '')}")
     elif step.step == "drift_report" and "summary" in meta:
         notes.append(str(meta["summary"]))
     elif step.step in ("validated_data", "features") and "dagster/row_count" in meta:
@@ -132,9 +135,11 @@ def cmd_run(args) -> int:
         blocked = summary.blocked_by
         if blocked is not None:
             exit_code = EXIT_BLOCKED
+            reason = blocked.description.removeprefix(f"data version {key}: ")
+            reason = reason.removeprefix(f"{record.source_name} (data version {key}) ")
             print(
                 f"  => blocked: {record.source_name} (data version {key}) by check "
-                f"{blocked.asset}:{blocked.name}: {blocked.description}"
+                f"{blocked.asset}:{blocked.name}: " + reason.replace("\n", "\n     ")
             )
         elif not result.success:
             exit_code = EXIT_BLOCKED
@@ -228,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("ML_ASSETS_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (set ML_ASSETS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_BLOCKED
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pandas as pd
 DEMO_DIR = Path(__file__).parent
 DEMO_TABLE = DEMO_DIR / "breast_cancer.csv"
 DEMO_NAME = "breast_cancer"
-DRIFT_COLUMNS = re.compile(r"(radius|perimeter|area)")
+DRIFT_COLUMNS = re.compile(r"(radius|perimeter|area|texture|concav)")
 
 
 def landing_has_data(landing_dir: Path, pattern: str = "*.csv") -> bool:

@@ -1,6 +1,5 @@
 """raw_data and validated_data, with their blocking data-quality checks."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

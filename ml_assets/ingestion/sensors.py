@@ -1,6 +1,5 @@
 """new_data_sensor: landing files become data versions, and each version gets its run, once."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """drift_report: per-column drift of a version against the champion's training data."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """registered_model_version: log the run to MLflow, register the model, decide promotion."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -28,7 +27,9 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'name', 'gates')}",
         kinds={"mlflow"},
-        required_resource_keys={"mlflow"},
+        # The legacy dagster-mlflow resource cannot be a typed argument, and Dagster does not
+        # mix the two styles in one asset: all three resources come through the context.
+        required_resource_keys={"mlflow", "registry", "store"},
         retry_policy=MLFLOW_RETRY,
         description="The MLflow registered model version of this data version, and the "
         "promotion decision (alias `champion`).",
@@ -37,8 +38,6 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
         context: dg.AssetExecutionContext,
         model,
         evaluation_report: dict,
-        registry: ModelRegistry,
-        store: StoreResource,
     ):
         key = context.partition_key
         # Blocking checks already stop this step in the same run; refusing here as well keeps
@@ -49,6 +48,8 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
                 + "; ".join(evaluation_report["gate"]["failures"]),
                 allow_retries=False,
             )
+        registry: ModelRegistry = context.resources.registry
+        store: StoreResource = context.resources.store
         # Touching the resource starts (or, on a retry, resumes) this Dagster run's MLflow run.
         context.log.debug(f"MLflow run of this Dagster run: {context.resources.mlflow.mlflow_run_id}")
         with finish_mlflow_run():

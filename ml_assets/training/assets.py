@@ -1,6 +1,5 @@
 """features, model and evaluation_report, with the blocking model-quality gate."""
 
-from __future__ import annotations
 
 import time
 
