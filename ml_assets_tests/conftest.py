@@ -1,0 +1,121 @@
+"""Shared fixtures: a temporary ML_ASSETS_HOME with its own MLflow sqlite store, real datasets
+from scikit-learn's wheel written as landing files, and a helper to run one data version."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def breast_cancer() -> pd.DataFrame:
+    return pd.read_csv(REPO / "ml_assets" / "demo" / "breast_cancer.csv")
+
+
+def wine() -> pd.DataFrame:
+    from sklearn.datasets import load_wine
+
+    df = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    df["cultivar"] = df["cultivar"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    return df
+
+
+def diabetes() -> pd.DataFrame:
+    from sklearn.datasets import load_diabetes
+
+    df = load_diabetes(as_frame=True, scaled=False).frame.rename(columns={"target": "progression"})
+    df["sex"] = df["sex"].map({1.0: "female", 2.0: "male"})  # a real text category
+    df.insert(0, "visit_id", np.arange(len(df)) + 5000)
+    return df
+
+
+DATASETS = {
+    "breast_cancer": (breast_cancer, {"target": "diagnosis", "task": "classification",
+                                      "id_columns": ["patient_id"], "positive_label": "malignant"}),
+    "wine": (wine, {"target": "cultivar", "task": "classification"}),
+    "diabetes": (diabetes, {"target": "progression", "task": "regression",
+                            "gates": {"min": {"r2": 0.2}}}),
+}
+
+
+@dataclass
+class Project:
+    """A temporary home: landing folder, store, MLflow sqlite store, pipeline file."""
+
+    root: Path
+    env: object
+    settings: object
+
+    @property
+    def landing(self) -> Path:
+        return self.env.landing_dir
+
+    def drop(self, name: str, df: pd.DataFrame | bytes | str) -> Path:
+        self.landing.mkdir(parents=True, exist_ok=True)
+        path = self.landing / name
+        if isinstance(df, pd.DataFrame):
+            df.to_csv(path, index=False)
+        elif isinstance(df, bytes):
+            path.write_bytes(df)
+        else:
+            path.write_text(df)
+        return path
+
+    @property
+    def store(self):
+        from ml_assets.storage import VersionedStore
+
+        return VersionedStore(self.env.store_root, self.settings.name)
+
+    def defs(self):
+        from ml_assets.definitions import build_definitions
+
+        return build_definitions(self.settings, self.env)
+
+    def registry(self):
+        from ml_assets.registry.mlflow_wiring import ModelRegistry
+
+        return ModelRegistry(tracking_uri=self.env.tracking_uri, model_name=self.settings.name)
+
+    def register_new(self, instance) -> list[str]:
+        """What the sensor and the CLI do: register landing files, add their partitions."""
+        scan = self.store.scan_landing(self.landing, self.settings.landing_glob)
+        keys = [r.key for r in scan.new]
+        if keys:
+            instance.add_dynamic_partitions("data_version", keys)
+        return keys
+
+    def run_version(self, instance, key: str):
+        from ml_assets.definitions import TRAIN_JOB
+
+        job = self.defs().resolve_job_def(TRAIN_JOB)
+        return job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+
+
+def make_project(tmp_path: Path, name: str, **pipeline) -> Project:
+    import yaml
+
+    from ml_assets.config import load_settings
+    from ml_assets.environment import load_environment
+
+    config = tmp_path / "ml_assets.yaml"
+    config.write_text(yaml.safe_dump({"name": name, **pipeline}))
+    env = load_environment({"ML_ASSETS_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    return Project(root=tmp_path, env=env, settings=load_settings(config))
+
+
+@pytest.fixture
+def instance():
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst

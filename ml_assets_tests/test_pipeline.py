@@ -1,0 +1,170 @@
+"""The asset graph end to end through Dagster, on real datasets from scikit-learn's wheel.
+
+Each test runs the `train_version` job in-process on an ephemeral instance against a real
+MLflow sqlite store in a temporary home, and checks what a user would look at: the
+materialisations and their metadata, the checks, the MLflow registry and the champion.
+"""
+
+import json
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
+
+ASSETS = ["raw_data", "validated_data", "features", "model", "evaluation_report",
+          "registered_model_version", "drift_report"]
+
+
+def materialization(instance, asset, key):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+    ).records
+    return records[0].event_log_entry.asset_materialization if records else None
+
+
+def check_results(result):
+    return {
+        e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+def test_first_version_becomes_champion(tmp_path, instance, dataset):
+    load, pipeline = DATASETS[dataset]
+    project = make_project(tmp_path, dataset, **pipeline)
+    df = load()
+    project.drop(f"{dataset}.csv", df)
+    [key] = project.register_new(instance)
+
+    result = project.run_version(instance, key)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    checks = check_results(result)
+    assert {n: c.passed for n, c in checks.items()} == {
+        "readable_table": True, "data_contract": True, "quality_gate": True, "champion_comparison": True
+    }
+    for asset in ASSETS:
+        assert materialization(instance, asset, key) is not None, asset
+
+    raw = materialization(instance, "raw_data", key)
+    assert raw.tags["dagster/data_version"] == project.store.version(key).sha256
+    assert raw.metadata["dagster/row_count"].value == len(df)
+
+    features = materialization(instance, "features", key).metadata
+    assert features["train_rows"].value + features["test_rows"].value == len(df)
+
+    report = materialization(instance, "evaluation_report", key).metadata
+    if pipeline["task"] == "classification":
+        assert report["metric/roc_auc"].value > 0.9
+        assert "data:image/png;base64," in report["plots"].value
+    else:
+        assert report["metric/r2"].value > 0.2
+
+    drift = materialization(instance, "drift_report", key).metadata
+    assert drift["reference"].value == "no reference"
+
+    champion = project.registry().champion()
+    assert champion["version"] == 1 and champion["data_version"] == key
+    mv = project.registry().client().get_model_version(dataset, "1")
+    assert mv.tags["data_version"] == key and mv.tags["dagster_run_id"] == result.run_id
+    assert mv.tags["promotion"] == "champion"
+
+    run = project.registry().client().get_run(mv.run_id)
+    assert run.info.status == "FINISHED"  # one MLflow run per Dagster run, ended properly
+    assert run.data.tags["dagster_run_id"] == result.run_id
+
+
+def test_champion_loads_in_a_fresh_process_from_landing_rows(tmp_path, instance):
+    _, pipeline = DATASETS["breast_cancer"]
+    project = make_project(tmp_path, "bc", **pipeline)
+    project.drop("bc.csv", breast_cancer())
+    [key] = project.register_new(instance)
+    assert project.run_version(instance, key).success
+
+    script = f"""
+import json, mlflow, mlflow.sklearn, mlflow.pyfunc, pandas as pd
+mlflow.set_tracking_uri({project.env.tracking_uri!r})
+rows = pd.read_csv({str(project.landing / 'bc.csv')!r}).drop(columns=['diagnosis']).head(20)
+model = mlflow.sklearn.load_model('models:/bc@champion')
+proba = model.predict_proba(rows)
+pyfunc = mlflow.pyfunc.load_model('models:/bc@champion').predict(rows.drop(columns=['patient_id']))
+print(json.dumps({{"classes": list(model.classes_), "proba_rows": len(proba), "pyfunc": list(pyfunc[:3])}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["classes"] == ["benign", "malignant"] and answer["proba_rows"] == 20
+    assert set(answer["pyfunc"]) <= {"benign", "malignant"}
+
+
+def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
+    _, pipeline = DATASETS["breast_cancer"]
+    project = make_project(tmp_path, "bc", **pipeline)
+    good = breast_cancer()
+    project.drop("good.csv", good)
+    [first] = project.register_new(instance)
+    assert project.run_version(instance, first).success
+
+    bad = good.sample(200, random_state=3).copy()
+    bad["mean_radius"] = bad["mean_radius"] * 1e9
+    project.drop("bad.csv", bad)
+    [second] = project.register_new(instance)
+    result = project.run_version(instance, second)
+
+    assert not result.success
+    contract = check_results(result)["data_contract"]
+    assert not contract.passed and contract.blocking
+    assert "mean_radius" in contract.description and second in contract.description
+    for asset in ("features", "model", "evaluation_report", "registered_model_version"):
+        assert materialization(instance, asset, second) is None, asset
+    assert project.registry().champion()["data_version"] == first
+
+    # the next good file still trains
+    project.drop("next.csv", good.sample(frac=0.9, random_state=4))
+    [third] = project.register_new(instance)
+    assert project.run_version(instance, third).success
+
+
+def test_failed_quality_gate_registers_nothing(tmp_path, instance):
+    _, pipeline = DATASETS["breast_cancer"]
+    project = make_project(tmp_path, "bc", **{**pipeline, "gates": {"min": {"roc_auc": 0.9999}}})
+    shuffled = breast_cancer()
+    shuffled["diagnosis"] = shuffled["diagnosis"].sample(frac=1.0, random_state=0).to_numpy()
+    project.drop("noise.csv", shuffled)
+    [key] = project.register_new(instance)
+    result = project.run_version(instance, key)
+
+    gate = check_results(result)["quality_gate"]
+    assert not gate.passed and "roc_auc" in gate.description
+    assert materialization(instance, "registered_model_version", key) is None
+    assert project.registry().champion() is None
+
+
+def test_worse_model_is_registered_but_not_promoted(tmp_path, instance):
+    _, pipeline = DATASETS["breast_cancer"]
+    project = make_project(tmp_path, "bc", **pipeline)
+    good = breast_cancer()
+    project.drop("good.csv", good)
+    [first] = project.register_new(instance)
+    assert project.run_version(instance, first).success
+
+    noisy = good.copy()
+    flip = noisy.sample(frac=0.2, random_state=1).index  # a fifth of the labels flipped
+    noisy.loc[flip, "diagnosis"] = noisy.loc[flip, "diagnosis"].map(
+        {"malignant": "benign", "benign": "malignant"}
+    )
+    project.drop("noisy.csv", noisy)
+    [second] = project.register_new(instance)
+    result = project.run_version(instance, second)
+    assert result.success
+
+    registered = materialization(instance, "registered_model_version", second).metadata
+    assert registered["promoted"].value is False
+    assert "champion" in registered["decision"].value
+    assert check_results(result)["champion_comparison"].passed is False
+    assert project.registry().champion()["data_version"] == first
