@@ -115,7 +115,8 @@ def make_project(tmp_path: Path, name: str, **pipeline) -> Project:
 
 @pytest.fixture
 def instance():
-    from dagster import DagsterInstance
+    """A real (temporary, sqlite-backed) Dagster instance, as the daemon and CLI use."""
+    from dagster import instance_for_test
 
-    with DagsterInstance.ephemeral() as inst:
+    with instance_for_test() as inst:
         yield inst

@@ -31,6 +31,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             dg.AssetCheckSpec(
                 "readable_table",
                 asset="raw_data",
+                partitions_def=data_version_partitions,
                 blocking=True,
                 description="The file can be read as a table with a header and rows.",
             )
@@ -94,6 +95,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             dg.AssetCheckSpec(
                 "data_contract",
                 asset="validated_data",
+                partitions_def=data_version_partitions,
                 blocking=True,
                 description="The Great Expectations data contract: columns, types, null shares, "
                 "ranges, category sets, target values.",

@@ -96,6 +96,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             dg.AssetCheckSpec(
                 "quality_gate",
                 asset="evaluation_report",
+                partitions_def=data_version_partitions,
                 blocking=True,
                 description="Metric thresholds from the pipeline file (gates.*), and better than "
                 "a trivial baseline.",
@@ -103,6 +104,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             dg.AssetCheckSpec(
                 "champion_comparison",
                 asset="evaluation_report",
+                partitions_def=data_version_partitions,
                 description="Not worse than the current champion on the same held-out rows "
                 "(decides promotion; a worse model may be registered but not promoted).",
             ),
