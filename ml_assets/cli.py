@@ -117,6 +117,10 @@ def cmd_run(args) -> int:
     instance.add_dynamic_partitions(DATA_VERSION, keys)
     job = build_definitions(settings, env).resolve_job_def(TRAIN_JOB)
 
+    from ml_assets.monitoring.notifications import Notifier
+
+    # Runs started here are not watched by the daemon's failure sensor: notify from here.
+    notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     exit_code = EXIT_OK
     for key in keys:
         record = store.version(key)
@@ -141,6 +145,9 @@ def cmd_run(args) -> int:
                 f"  => blocked: {record.source_name} (data version {key}) by check "
                 f"{blocked.asset}:{blocked.name}: " + reason.replace("\n", "\n     ")
             )
+            notifier.send("gate blocked", version=key, step=blocked.asset,
+                          reason=f"{record.source_name}: check {blocked.name} failed: {reason}",
+                          run_id=result.run_id)
         elif not result.success:
             exit_code = EXIT_BLOCKED
             failed = summary.failed_step
@@ -149,6 +156,8 @@ def cmd_run(args) -> int:
                 f"  => failed: {record.source_name} (data version {key}) in {where}: "
                 f"{failed.error if failed else 'see the Dagster UI'} (run {result.run_id})"
             )
+            notifier.send("run failed", version=key, step=where,
+                          reason=failed.error if failed else "failed", run_id=result.run_id)
         else:
             meta = next(s.metadata for s in summary.steps if s.step == "registered_model_version")
             print(

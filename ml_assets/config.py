@@ -67,6 +67,28 @@ class RetrainSettings(_Strict):
     policy: RetrainPolicy = "every_version"
     cron: str = "0 3 * * 1"
     timezone: str = "UTC"
+    decay_margin: float = Field(0.05, ge=0)
+    performance_floor: float | None = None
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> "RetrainSettings":
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _KeyError(
+                "retrain.timezone",
+                f"an IANA time zone such as UTC or Europe/Paris, got {self.timezone!r}",
+            ) from None
+        # Dagster's own cron validation, so what loads here is what the schedule accepts.
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(self.cron):
+            raise _KeyError(
+                "retrain.cron", f"a cron expression such as '0 3 * * 1', got {self.cron!r}"
+            )
+        return self
 
 
 class PipelineSettings(_Strict):

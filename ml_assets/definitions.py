@@ -15,6 +15,12 @@ from ml_assets.environment import Environment, load_environment
 from ml_assets.ingestion.assets import build_ingestion_assets
 from ml_assets.ingestion.sensors import build_new_data_sensor
 from ml_assets.monitoring.assets import build_monitoring_assets
+from ml_assets.monitoring.notifications import Notifier
+from ml_assets.monitoring.sensors import (
+    build_drift_sensor,
+    build_failure_sensor,
+    build_weekly_retrain,
+)
 from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.assets import build_registry_assets
 from ml_assets.registry.mlflow_wiring import ModelRegistry, build_mlflow_resource
@@ -42,11 +48,21 @@ def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Defini
     return dg.Definitions(
         assets=assets,
         jobs=[train_job],
-        sensors=[build_new_data_sensor(settings, env, train_job)],
+        sensors=[
+            build_new_data_sensor(settings, env, train_job),
+            build_drift_sensor(settings, env, train_job),
+            build_failure_sensor(settings, env, train_job),
+        ],
+        schedules=[build_weekly_retrain(settings, env, train_job)],
         resources={
             "io_manager": VersionedStoreIOManager(**store_args),
             "store": StoreResource(**store_args),
             "registry": ModelRegistry(tracking_uri=env.tracking_uri, model_name=settings.name),
+            "notifier": Notifier(
+                # An EnvVar, so the URL (a credential) is never shown in the UI or logs.
+                webhook_url=dg.EnvVar("ML_ASSETS_WEBHOOK_URL") if env.webhook_url else None,
+                pipeline=settings.name,
+            ),
             "mlflow": build_mlflow_resource(
                 env.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
             ),

@@ -117,6 +117,7 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
                     "summary": drift.get("summary"),
                 },
                 "run_id": run.run_id if run else None,
+                "trigger": run.tags.get("ml_assets/trigger") if run else None,
                 "run_status": run.status.value if run else None,
                 "model_version": registered.get("version") if registered else None,
                 "decision": registered.get("decision") if registered else report.get("decision"),

@@ -6,6 +6,7 @@ import dagster as dg
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
 from ml_assets.partitions import DATA_VERSION, data_version_partitions
+from ml_assets.selections import ALL_ASSETS, INGEST_ASSETS, keys as asset_keys
 from ml_assets.storage import VersionedStore
 
 
@@ -25,13 +26,18 @@ def unrequested_versions(store: VersionedStore, known_partitions: set[str]) -> l
 
 
 def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+    # Every version is ingested, validated and checked for drift; whether its run also
+    # trains depends on the retrain policy (otherwise drift_sensor decides).
+    selection = asset_keys(ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS)
+
     @dg.sensor(
         name="new_data_sensor",
         job=job,
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Registers new files matching {settings.landing_glob!r} in "
-        f"{env.landing_dir} as data versions and requests one run per version, ever.",
+        f"{env.landing_dir} as data versions and requests one run per version, ever "
+        f"(retrain.policy: {settings.retrain.policy}).",
     )
     def new_data_sensor(context: dg.SensorEvaluationContext):
         store = VersionedStore(env.store_root, settings.name)
@@ -48,7 +54,12 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
             dynamic_partitions_requests=[data_version_partitions.build_add_request(keys)],
             # run_key deduplicates forever: one run per data version, unless asked by hand.
             run_requests=[
-                dg.RunRequest(run_key=key, partition_key=key, tags={"ml_assets/trigger": "new_data"})
+                dg.RunRequest(
+                    run_key=key,
+                    partition_key=key,
+                    asset_selection=selection,
+                    tags={"ml_assets/trigger": "new_data"},
+                )
                 for key in keys
             ],
         )

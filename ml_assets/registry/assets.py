@@ -8,16 +8,16 @@ from ml_assets.environment import Environment
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import settings_version
 from ml_assets.partitions import data_version_partitions
-from ml_assets.registry.mlflow_wiring import CHAMPION_ALIAS, ModelRegistry, finish_mlflow_run
+from ml_assets.registry.mlflow_wiring import (
+    CHAMPION_ALIAS,
+    MLFLOW_RETRY,
+    ModelRegistry,
+    finish_mlflow_run,
+)
 from ml_assets.resources import StoreResource
 
 CODE_VERSION = "1"
 
-# MLflow is a service: a transient failure (timeout, 5xx, a locked sqlite file) is retried
-# with exponential backoff and jitter before the run gives up.
-MLFLOW_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def build_registry_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
@@ -28,8 +28,8 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'name', 'gates')}",
         kinds={"mlflow"},
         # The legacy dagster-mlflow resource cannot be a typed argument, and Dagster does not
-        # mix the two styles in one asset: all three resources come through the context.
-        required_resource_keys={"mlflow", "registry", "store"},
+        # mix the two styles in one asset: all its resources come through the context.
+        required_resource_keys={"mlflow", "registry", "store", "notifier"},
         retry_policy=MLFLOW_RETRY,
         description="The MLflow registered model version of this data version, and the "
         "promotion decision (alias `champion`).",
@@ -71,6 +71,13 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
             + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
             + f" ({outcome['reason']})"
         )
+        if outcome["promoted"]:
+            context.resources.notifier.send(
+                "promoted", version=key, step="registered_model_version",
+                reason=f"{settings.name} version {outcome['version']} is the new champion: "
+                f"{outcome['reason']}",
+                run_id=context.run_id, logger=context.log,
+            )
         metadata = {
             "model_name": settings.name,
             "version": outcome["version"],

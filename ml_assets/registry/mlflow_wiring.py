@@ -24,6 +24,13 @@ import dagster as dg
 MODEL_ARTIFACT = "model"
 CHAMPION_ALIAS = "champion"
 
+# MLflow is a service: a transient failure (timeout, 5xx, a locked sqlite file) is retried
+# with exponential backoff and jitter before the run gives up. Every step that talks to it
+# (evaluation, drift, registration) carries this policy.
+MLFLOW_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
     from mlflow.tracking import MlflowClient

@@ -10,10 +10,23 @@ from ml_assets.environment import Environment
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
 from ml_assets.partitions import data_version_partitions
-from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
 from ml_assets.resources import StoreResource
+from ml_assets.selections import latest_check_passed
 
 CODE_VERSION = "1"
+
+
+def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
+    """Blocking checks stop downstream steps only within their own run. A later run that
+    selects only the training steps (a retrain by sensor or schedule) must not train on a
+    version whose data contract failed, so the model step looks the verdict up itself."""
+    if latest_check_passed(context.instance, "validated_data", "data_contract", context.partition_key) is False:
+        raise dg.Failure(
+            description=f"refusing to train on data version {context.partition_key}: its data "
+            "contract (validated_data:data_contract) failed",
+            allow_retries=False,
+        )
 
 
 def build_training_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
@@ -64,6 +77,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         from ml_assets.core.modeling import build_pipeline, train_test
         from ml_assets.ingestion.contract_file import load_roles
 
+        refuse_if_contract_failed(context)
         roles = load_roles(contract_path(env, settings))
         X_train, y_train, _, _ = train_test(features, target)
         pipeline = build_pipeline(
@@ -89,6 +103,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'positive_label', 'gates')}",
+        retry_policy=MLFLOW_RETRY,
         kinds={"scikitlearn"},
         description="Held-out metrics and plots, and the comparison with the current champion "
         "on the same held-out rows.",

@@ -1,0 +1,132 @@
+"""Retraining that runs itself: drift_sensor, weekly_retrain, and failure notifications."""
+
+import dagster as dg
+
+from ml_assets.config import PipelineSettings
+from ml_assets.environment import Environment
+from ml_assets.monitoring.notifications import Notifier
+from ml_assets.selections import TRAIN_ASSETS, keys, latest_check_passed
+from ml_assets.storage import VersionedStore
+
+BATCH = 200
+
+
+def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="drift_sensor",
+        job=job,
+        minimum_interval_seconds=env.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests training, evaluation and registration of a version whose "
+        "drift_report found feature drift, a decaying champion, or no champion at all "
+        f"(retrain.policy: {settings.retrain.policy}).",
+    )
+    def drift_sensor(context: dg.SensorEvaluationContext):
+        instance = context.instance
+        after = int(context.cursor) if context.cursor else None
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), after_storage_id=after),
+            limit=BATCH,
+            ascending=True,
+        ).records
+        requests, cursor = [], after
+        for record in records:
+            run = instance.get_run_by_id(record.run_id)
+            if run is not None and not run.is_finished:
+                break  # its run may still train this version: decide when it has finished
+            cursor = record.storage_id
+            key = record.partition_key
+            metadata = record.asset_materialization.metadata
+            triggers = list(getattr(metadata.get("retrain_triggers"), "value", None) or [])
+            if not triggers:
+                continue
+            if settings.retrain.policy == "never":
+                context.log.info(f"{key}: {'+'.join(triggers)}, but retrain.policy is never")
+                continue
+            if _has_materialization(instance, "model", key):
+                continue  # already trained (retrain.policy every_version trains every version)
+            context.log.info(f"{key}: requesting retraining ({'+'.join(triggers)})")
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"retrain:{key}",  # one request per version, ever
+                    partition_key=key,
+                    asset_selection=keys(TRAIN_ASSETS),
+                    tags={"ml_assets/trigger": "+".join(triggers)},
+                )
+            )
+        if cursor == after and not requests:
+            return dg.SkipReason("no new drift reports")
+        return dg.SensorResult(run_requests=requests, cursor=str(cursor) if cursor else None)
+
+    return drift_sensor
+
+
+def _has_materialization(instance, asset: str, key: str) -> bool:
+    return bool(
+        instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+        ).records
+    )
+
+
+def newest_valid_version(instance, store: VersionedStore) -> str | None:
+    """The most recently registered version whose data contract passed."""
+    versions = sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key), reverse=True)
+    for record in versions:
+        if latest_check_passed(instance, "validated_data", "data_contract", record.key):
+            return record.key
+    return None
+
+
+def build_weekly_retrain(settings: PipelineSettings, env: Environment, job) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name="weekly_retrain",
+        job=job,
+        cron_schedule=settings.retrain.cron,
+        execution_timezone=settings.retrain.timezone,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Retrains on the newest valid data version (cron and time zone from "
+        "retrain.cron / retrain.timezone).",
+    )
+    def weekly_retrain(context: dg.ScheduleEvaluationContext):
+        key = newest_valid_version(context.instance, VersionedStore(env.store_root, settings.name))
+        if key is None:
+            return dg.SkipReason("no data version has passed its data contract yet")
+        when = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        return dg.RunRequest(
+            run_key=f"schedule:{key}:{when}",
+            partition_key=key,
+            asset_selection=keys(TRAIN_ASSETS),
+            tags={"ml_assets/trigger": "schedule"},
+        )
+
+    return weekly_retrain
+
+
+def build_failure_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+    @dg.run_failure_sensor(
+        name="run_failure_notifier",
+        monitored_jobs=[job],
+        minimum_interval_seconds=env.sensor_interval,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts to ML_ASSETS_WEBHOOK_URL (Slack-compatible) when a run fails or a "
+        "blocking gate stops it; logs the message when the variable is unset.",
+    )
+    def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
+        from ml_assets.run_summary import summarize_run
+
+        run = context.dagster_run
+        summary = summarize_run(context.instance, run.run_id)
+        key = run.tags.get("dagster/partition")
+        blocked = summary.blocked_by
+        if blocked is not None:
+            notifier.send("gate blocked", version=key, step=blocked.asset,
+                          reason=f"check {blocked.name} failed: {blocked.description}",
+                          run_id=run.run_id, logger=context.log)
+        else:
+            failed = summary.failed_step
+            notifier.send("run failed", version=key, step=failed.step if failed else None,
+                          reason=(failed.error if failed else None) or context.failure_event.message or "failed",
+                          run_id=run.run_id, logger=context.log)
+
+    return run_failure_notifier
