@@ -120,3 +120,57 @@ def instance():
 
     with instance_for_test() as inst:
         yield inst
+
+
+class WebhookServer:
+    """A real HTTP server on 127.0.0.1 that records the JSON bodies POSTed to it."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.received]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def webhook():
+    server = WebhookServer()
+    yield server
+    server.close()
+
+
+def run_selection(project, instance, key, names):
+    """Run part of the graph for one version, as a sensor's RunRequest would."""
+    import dagster as dg
+
+    from ml_assets.definitions import TRAIN_JOB
+
+    job = project.defs().resolve_job_def(TRAIN_JOB)
+    return job.execute_in_process(
+        partition_key=key, instance=instance, raise_on_error=False,
+        asset_selection=[dg.AssetKey(n) for n in names],
+    )

@@ -19,8 +19,8 @@ CODE_VERSION = "1"
 
 def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
     """Blocking checks stop downstream steps only within their own run. A later run that
-    selects only the training steps (a retrain by sensor or schedule) must not train on a
-    version whose data contract failed, so the model step looks the verdict up itself."""
+    selects only the steps after validation (a retrain by sensor, schedule or click) must not
+    use a version whose data contract failed, so features and model look the verdict up."""
     if latest_check_passed(context.instance, "validated_data", "data_contract", context.partition_key) is False:
         raise dg.Failure(
             description=f"refusing to train on data version {context.partition_key}: its data "
@@ -45,6 +45,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         from ml_assets.core.modeling import SPLIT_COLUMN, split_rows
         from ml_assets.ingestion.contract_file import load_roles
 
+        refuse_if_contract_failed(context)
         roles = load_roles(contract_path(env, settings))
         table = validated_data[[*roles.features, target]].reset_index(drop=True)
         table[SPLIT_COLUMN] = split_rows(table[target], settings.task, settings.test_size, settings.seed)
