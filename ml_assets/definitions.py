@@ -43,6 +43,7 @@ def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Defini
         selection=dg.AssetSelection.assets(*assets),
         partitions_def=data_version_partitions,
         description="Validate, train, evaluate, register and check drift for one data version.",
+        tags={"ml_assets/pipeline": settings.name},
     )
     store_args = {"root": str(env.store_root), "pipeline": settings.name}
     return dg.Definitions(

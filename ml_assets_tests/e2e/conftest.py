@@ -1,0 +1,110 @@
+"""Real processes on 127.0.0.1: `dagster dev` (webserver + daemon) in a temporary home."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # a service still starting; keep polling
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGINT to the whole group (dagster dev forwards it), SIGKILL after a grace period."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=grace)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=10)
+
+
+class DagsterDev:
+    def __init__(self, root: Path, extra_env: dict | None = None):
+        self.root = root
+        self.port = free_port()
+        self.dagster_home = root / "dagster_home"
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "deploy" / "dev" / "dagster.yaml", self.dagster_home / "dagster.yaml")
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("ML_ASSETS_", "MLFLOW_", "DAGSTER_"))
+        }
+        self.env.update(
+            {
+                "DAGSTER_HOME": str(self.dagster_home),
+                "ML_ASSETS_HOME": str(root / "home"),
+                "ML_ASSETS_SENSOR_INTERVAL": "2",
+                "ML_ASSETS_UI_URL": f"http://127.0.0.1:{self.port}",
+                **(extra_env or {}),
+            }
+        )
+        self.log = open(root / "dagster_dev.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "--host", "127.0.0.1", "--port", str(self.port),
+             "-m", "ml_assets.definitions"],
+            cwd=root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def instance(self):
+        from dagster import DagsterInstance
+
+        from dagster._core.instance.ref import InstanceRef
+
+        return DagsterInstance.from_ref(InstanceRef.from_dir(str(self.dagster_home)))
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.root / "dagster_dev.log").read_text(errors="replace")
+
+    def stop(self):
+        stop_process_group(self.process)
+        self.log.close()
+
+
+@pytest.fixture
+def dagster_dev_factory(tmp_path):
+    started = []
+
+    def start(extra_env=None):
+        dev = DagsterDev(tmp_path, extra_env)
+        started.append(dev)
+        return dev
+
+    yield start
+    for dev in started:
+        dev.stop()

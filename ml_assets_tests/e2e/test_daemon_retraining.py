@@ -1,0 +1,74 @@
+"""Retraining that runs itself, under the real daemon: `dagster dev` on 127.0.0.1 in a
+temporary home, files dropped into the landing folder over time, nobody clicks anything."""
+
+import urllib.request
+
+import dagster as dg
+import pytest
+
+from ml_assets.demo.simulator import make_version
+from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.storage import VersionedStore
+from ml_assets_tests.conftest import WebhookServer, breast_cancer
+from ml_assets_tests.e2e.conftest import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def finished_runs(instance, key):
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
+    return [r for r in runs if r.is_finished]
+
+
+def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory):
+    webhook = WebhookServer()
+    try:
+        dev = dagster_dev_factory({"ML_ASSETS_WEBHOOK_URL": webhook.url})
+        home = tmp_path / "home"
+        landing = home / "landing"
+        landing.mkdir(parents=True)
+        store = VersionedStore(home / "store", "breast_cancer")
+        registry = ModelRegistry(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", model_name="breast_cancer")
+
+        wait_for(lambda: urllib.request.urlopen(f"{dev.url}/server_info", timeout=2).status == 200,
+                 120, "the Dagster webserver")
+        assert dev.url.startswith("http://127.0.0.1:")
+
+        base = breast_cancer()
+        (landing / "first.csv").write_text(base.to_csv(index=False))
+        champion = wait_for(registry.champion, 240, "the first champion", interval=2)
+        first = next(iter(store.versions()))
+        assert champion["data_version"] == first
+
+        # the same bytes under another name: not a new version
+        (landing / "first copy.csv").write_bytes((landing / "first.csv").read_bytes())
+        drifted = make_version(base, seed=7, drift=True)
+        (landing / "drifted.csv").write_text(drifted.to_csv(index=False))
+        wait_for(lambda: len(store.versions()) == 2, 60, "the drifted version to be registered")
+        drifted_key = next(k for k in store.versions() if k.startswith("drifted-"))
+        wait_for(lambda: registry.champion()["data_version"] == drifted_key, 240,
+                 "the drifted version to be retrained and promoted", interval=2)
+        assert not any(k.startswith("first_copy") for k in store.versions())
+
+        # a bad file: blocked, no promotion
+        bad = base.head(120).drop(columns=["mean_area"])
+        (landing / "bad.csv").write_text(bad.to_csv(index=False))
+        wait_for(lambda: any(k.startswith("bad-") for k in store.versions()), 60, "bad.csv registered")
+        bad_key = next(k for k in store.versions() if k.startswith("bad-"))
+        instance = dev.instance()
+        [run] = wait_for(lambda: finished_runs(instance, bad_key), 180, "the bad file's run", interval=2)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert registry.champion()["data_version"] == drifted_key
+
+        texts = wait_for(lambda: [t for t in webhook.texts() if "gate blocked" in t], 120,
+                         "the webhook about the blocked gate", interval=2)
+        assert bad_key in texts[0] and "data_contract" in texts[0] and dev.url + "/runs/" in texts[0]
+        promoted = [t for t in webhook.texts() if "promoted" in t]
+        assert any(first in t for t in promoted) and any(drifted_key in t for t in promoted)
+
+        # one run per version, ever: the duplicate never got one, nor did any version twice
+        keys = [r.tags.get("dagster/partition") for r in instance.get_runs()]
+        assert sorted(keys) == sorted([first, drifted_key, bad_key])
+        assert webhook.url not in dev.log_text()
+    finally:
+        webhook.close()
