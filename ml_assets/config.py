@@ -54,6 +54,7 @@ class GateSettings(_Strict):
     max: dict[str, float] = Field(default_factory=dict)
     primary_metric: str | None = None
     promotion_tolerance: float = Field(0.0, ge=0)
+    max_drop_from_champion_evaluation: float = Field(0.1, ge=0, le=1)
     beat_baseline: bool = True
 
 

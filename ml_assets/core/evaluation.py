@@ -552,12 +552,18 @@ def decide_promotion(
     gate: GateResult,
     settings: PipelineSettings,
     n_rows: int | None = None,
+    champion_evaluated: float | None = None,
 ) -> PromotionDecision:
     """Promote a challenger that passed every gate and is not worse than the champion.
 
     `champion` holds the champion's metrics on the same held-out rows as `challenger`, or None
     when there is no champion. Worse means worse than champion by more than
     gates.promotion_tolerance, in the metric's direction.
+
+    `champion_evaluated` is the champion's primary metric at its own evaluation. On rows whose
+    labels are noisy both models score badly, and the comparison on the same rows becomes a
+    coin toss; so a challenger must also stay within gates.max_drop_from_champion_evaluation
+    (relative) of what the champion achieved, or it is registered but not promoted.
     """
     metric = settings.primary_metric
     direction = settings.metric_directions[metric]
@@ -595,6 +601,19 @@ def decide_promotion(
             f"score them), and the challenger with {metric} {_fmt(c_val)} "
             "passed every gate.",
         )
+
+    max_drop = float(settings.gates.max_drop_from_champion_evaluation)
+    if champion_evaluated is not None and math.isfinite(float(champion_evaluated)):
+        bar = (champion_evaluated * (1 - max_drop) if direction > 0
+               else champion_evaluated * (1 + max_drop))
+        if (c_val < bar) if direction > 0 else (c_val > bar):
+            return decision(
+                False,
+                f"not promoted: challenger {metric} {_fmt(c_val)} on its own held-out rows is "
+                f"more than {max_drop:.0%} worse than the champion's {_fmt(champion_evaluated)} "
+                "at its evaluation (gates.max_drop_from_champion_evaluation): the new labels "
+                "look noisier or less consistent; the champion stays.",
+            )
 
     sc, sk = _fmt_pair(c_val, k_val)
     not_worse = c_val >= k_val if direction > 0 else c_val <= k_val

@@ -149,11 +149,14 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             champion_model = registry.load_version(champion["version"])
             champion_metrics = evaluation.score(champion_model, X_test, y_test, settings.task, pos)
             champion = {**champion, "metrics_on_these_rows": champion_metrics}
+        evaluated = (champion or {}).get("metrics", {}).get(settings.primary_metric)
         decision = evaluation.decide_promotion(
-            metrics, champion_metrics, gate, settings, n_rows=len(y_test)
+            metrics, champion_metrics, gate, settings, n_rows=len(y_test),
+            champion_evaluated=evaluated,
         )
         not_worse = evaluation.decide_promotion(
-            metrics, champion_metrics, evaluation.GateResult(True, [], {}), settings, n_rows=len(y_test)
+            metrics, champion_metrics, evaluation.GateResult(True, [], {}), settings,
+            n_rows=len(y_test), champion_evaluated=evaluated,
         )
 
         images = evaluation.plots(model, X_test, y_test, settings.task, pos)

@@ -428,3 +428,18 @@ def test_promotion_decision_is_json_able():
         {"roc_auc": 0.9}, {"roc_auc": 0.8}, _passed(), settings_for(), n_rows=10
     )
     assert _json_roundtrip(decision.to_metadata()) == decision.to_metadata()
+
+
+def test_noisy_labels_cannot_win_a_coin_toss_against_the_champion():
+    """On rows with noisy labels both models score badly; the challenger beating the champion
+    there must not make it champion when it is far below what the champion achieved."""
+    from ml_assets.core.evaluation import GateResult, decide_promotion
+
+    settings = parse_settings({"name": "t", "target": "y", "task": "classification"}, "t.yaml")
+    passed = GateResult(True, [], {})
+    noisy = decide_promotion({"roc_auc": 0.74}, {"roc_auc": 0.72}, passed, settings,
+                             n_rows=100, champion_evaluated=0.99)
+    assert not noisy.promote and "max_drop_from_champion_evaluation" in noisy.reason
+    steady = decide_promotion({"roc_auc": 0.97}, {"roc_auc": 0.95}, passed, settings,
+                              n_rows=100, champion_evaluated=0.99)
+    assert steady.promote
