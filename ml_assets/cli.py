@@ -82,33 +82,89 @@ def _step_note(step) -> str:
     return "; ".join(n for n in notes if n)
 
 
-def cmd_run(args) -> int:
-    env, settings = _load()
+def _check_model_settings(env, settings, store) -> None:
+    """model.params are checked against the estimator, which needs scikit-learn (1-2 s to
+    import); settings already found good are remembered in the store, so a no-op run stays fast."""
+    import hashlib
+    import json as _json
+
+    digest = hashlib.sha256(
+        _json.dumps([settings.task, settings.model.model_dump(mode="json")], sort_keys=True).encode()
+    ).hexdigest()
+    stamp = store.base / ".model_settings_ok"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return
     from ml_assets.core.modeling import ModelSettingsError, make_estimator
 
     try:
         make_estimator(settings.model.estimator, settings.task, settings.model.params, settings.seed)
     except ModelSettingsError as exc:
         raise UsageError(f"{env.config_path}: {exc}") from None
+    try:
+        store.base.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n")
+    except OSError:
+        pass  # only a cache
 
+
+def cmd_run(args) -> int:
+    env, settings = _load()
+    from ml_assets.storage import VersionedStore
+
+    store = VersionedStore(env.store_root, settings.name)
+    _check_model_settings(env, settings, store)
+    instance = _instance()
+    print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
+    from filelock import Timeout
+
+    lock = store.run_lock()
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print("  waiting for another `ml-assets run` on this store to finish")
+        lock.acquire()
+    try:
+        return _run_locked(env, settings, instance, store)
+    finally:
+        lock.release()
+
+
+def _scan_until_settled(env, settings, store, rounds: int = 30):
+    """Scan the landing folder, waiting for files that are still being written."""
+    import time
+
+    scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+    duplicates, refused = list(scan.duplicates), list(scan.refused)
+    for _ in range(rounds):
+        if not scan.unsettled:
+            break
+        for waiting in scan.unsettled:
+            print(f"  waiting for {Path(waiting.path).name}: {waiting.reason}")
+        time.sleep(max(env.settle_seconds, 0.5))
+        scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+        duplicates += scan.duplicates
+        refused += scan.refused
+    for waiting in scan.unsettled:
+        print(f"  left for later {Path(waiting.path).name}: {waiting.reason}")
+    return duplicates, refused
+
+
+def _run_locked(env, settings, instance, store) -> int:
     from ml_assets.definitions import TRAIN_JOB, build_definitions
     from ml_assets.ingestion.sensors import unrequested_versions
     from ml_assets.partitions import DATA_VERSION
     from ml_assets.run_summary import summarize_run
-    from ml_assets.storage import StoreError, VersionedStore
+    from ml_assets.storage import StoreError
 
-    instance = _instance()
-    store = VersionedStore(env.store_root, settings.name)
-    print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
     try:
-        scan = store.scan_landing(env.landing_dir, settings.landing_glob)
+        duplicates, refused = _scan_until_settled(env, settings, store)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BLOCKED
-    for skipped in scan.duplicates:
+    for skipped in duplicates:
         print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
-    for refused in scan.refused:
-        print(f"  refused {Path(refused.path).name}: {refused.reason}")
+    for skipped in refused:
+        print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
 
     keys = unrequested_versions(store, set(instance.get_dynamic_partitions(DATA_VERSION)))
     if not keys:

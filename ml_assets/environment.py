@@ -26,6 +26,7 @@ class Environment:
     tracking_uri: str
     sensor_interval: int
     webhook_url: str | None
+    settle_seconds: float = 2.0
 
     @property
     def store_root(self) -> Path:
@@ -74,7 +75,18 @@ def load_environment(environ: dict[str, str] | None = None, cwd: Path | None = N
             f"got {raw_interval!r}"
         ) from None
 
+    raw_settle = env.get("ML_ASSETS_SETTLE_SECONDS") or "2"
+    try:
+        settle = float(raw_settle)
+        if settle < 0:
+            raise ValueError
+    except ValueError:
+        raise EnvironmentError_(
+            f"ML_ASSETS_SETTLE_SECONDS: expected seconds >= 0, got {raw_settle!r}"
+        ) from None
+
     return Environment(
+        settle_seconds=settle,
         home=home,
         landing_dir=landing,
         config_path=config,

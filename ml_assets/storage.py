@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +56,7 @@ class ScanResult:
     new: list[VersionRecord]
     duplicates: list[Skipped]
     refused: list[Skipped]
+    unsettled: list[Skipped] = ()
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -110,9 +112,16 @@ class VersionedStore:
                 return path
         return None
 
-    def _lock(self) -> FileLock:
-        self.base.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.base / ".lock"), timeout=600)
+    def _lock(self, name: str = ".lock") -> FileLock:
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {self.base}: {exc.strerror or exc}") from None
+        return FileLock(str(self.base / name), timeout=-1 if name == ".run.lock" else 600)
+
+    def run_lock(self) -> FileLock:
+        """Held by `ml-assets run` for its whole run: two runs on one store take turns."""
+        return self._lock(".run.lock")
 
     # --- registry of data versions ---
     def versions(self) -> dict[str, VersionRecord]:
@@ -128,20 +137,30 @@ class VersionedStore:
             raise StoreError(f"data version {key!r} is not registered in {self.versions_file}")
         return self.version_dir(key) / "source" / record.source_name
 
-    def scan_landing(self, landing_dir: Path, pattern: str) -> ScanResult:
-        """Register every new file in `landing_dir` matching `pattern`, oldest first."""
+    def scan_landing(self, landing_dir: Path, pattern: str, settle_seconds: float = 0.0) -> ScanResult:
+        """Register every new file in `landing_dir` matching `pattern`, oldest first.
+
+        A file modified less than `settle_seconds` ago is left for a later scan: it may still
+        be being written (copied, uploaded), and a half-written file must not become a version.
+        """
         landing_dir = Path(landing_dir)
         if not landing_dir.is_dir():
             return ScanResult([], [], [])
         landing_real = landing_dir.resolve()
-        candidates = []
+        candidates, unsettled = [], []
+        now_ns = time.time_ns()
         for path in landing_dir.glob(pattern):
             try:
                 stat = path.stat()
             except OSError:
                 continue  # vanished, or a dangling symlink
-            if path.is_file():
-                candidates.append((stat.st_mtime_ns, path.name, path, stat))
+            if not path.is_file():
+                continue
+            age = (now_ns - stat.st_mtime_ns) / 1e9
+            if age < settle_seconds:
+                unsettled.append(Skipped(str(path), f"still being written (modified {age:.1f}s ago)"))
+                continue
+            candidates.append((stat.st_mtime_ns, path.name, path, stat))
         candidates.sort()
 
         new: list[VersionRecord] = []
@@ -174,16 +193,24 @@ class VersionedStore:
                     new.append(record)
                 else:
                     duplicates.append(Skipped(str(path), f"same bytes as data version {dup_of[0]}"))
-            if new:
-                write_json(self.versions_file, {k: r.to_dict() for k, r in versions.items()})
-            if changed:
-                write_json(self.landing_index_file, index)
-        return ScanResult(new, duplicates, refused)
+            try:
+                if new:
+                    write_json(self.versions_file, {k: r.to_dict() for k, r in versions.items()})
+                if changed:
+                    write_json(self.landing_index_file, index)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot update the store's registry in {self.base}: {exc.strerror or exc}"
+                ) from None
+        return ScanResult(new, duplicates, refused, unsettled)
 
     def _register(self, path: Path, versions, by_sha) -> tuple[VersionRecord | None, tuple[str, str] | None]:
         staging = self.base / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=staging)
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=staging)
+        except OSError as exc:
+            raise StoreError(f"cannot write into the store at {staging}: {exc.strerror or exc}") from None
         os.close(fd)
         tmp_path = Path(tmp)
         try:
@@ -195,9 +222,12 @@ class VersionedStore:
                 return None, (by_sha[sha], sha)
             key = version_key(path.name, sha)
             target = self.version_dir(key) / "source" / path.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_path, target)
-            os.chmod(target, 0o444)  # the snapshot is immutable
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_path, target)
+                os.chmod(target, 0o444)  # the snapshot is immutable
+            except OSError as exc:
+                raise StoreError(f"cannot write the snapshot {target}: {exc.strerror or exc}") from None
             record = VersionRecord(
                 key=key,
                 sha256=sha,

@@ -109,7 +109,10 @@ def make_project(tmp_path: Path, name: str, **pipeline) -> Project:
 
     config = tmp_path / "ml_assets.yaml"
     config.write_text(yaml.safe_dump({"name": name, **pipeline}))
-    env = load_environment({"ML_ASSETS_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    # Settle time 0: tests drop whole files and tick at once (the settle rule has its own test).
+    env = load_environment(
+        {"ML_ASSETS_HOME": str(tmp_path / "home"), "ML_ASSETS_SETTLE_SECONDS": "0"}, cwd=tmp_path
+    )
     return Project(root=tmp_path, env=env, settings=load_settings(config))
 
 

@@ -41,7 +41,9 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
     )
     def new_data_sensor(context: dg.SensorEvaluationContext):
         store = VersionedStore(env.store_root, settings.name)
-        scan = store.scan_landing(env.landing_dir, settings.landing_glob)
+        scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+        for waiting in scan.unsettled:
+            context.log.info(f"{waiting.path}: {waiting.reason}; next tick")
         for skipped in scan.duplicates:
             context.log.info(f"{skipped.path}: not registered again: {skipped.reason}")
         for refused in scan.refused:

@@ -1,0 +1,100 @@
+"""Case (a): the bare script — the same work as the pipeline, with no orchestration around it.
+
+Run as its own process (`python benchmarks/bare.py <table.csv> <pipeline.yaml>`), timed from
+process start to end by the caller, so its imports count just as the pipeline's do:
+
+    read      ml_assets.core.tables.read_table
+    validate  infer_roles + build_contract + validate_table (what validated_data does for
+              the first version of a pipeline), then drop rows without a label
+    fit       split_rows + train_test + build_pipeline(...).fit (the pipeline's defaults)
+    evaluate  ml_assets.core.evaluation.score on the held-out rows
+
+It does not load the settings through `ml_assets.config.load_settings`: that validates the
+retrain cron with Dagster's helper and so imports dagster, which a bare script would not.
+The defaults come from the same pydantic models instead. Prints one JSON line of phase
+timings (seconds since the interpreter started) for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+
+def main(table: str, pipeline_file: str) -> dict:
+    from types import SimpleNamespace
+
+    import yaml
+
+    from ml_assets.config import ContractSettings, ModelSettings
+
+    raw = yaml.safe_load(open(pipeline_file, encoding="utf-8"))
+    settings = SimpleNamespace(
+        name=raw["name"],
+        target=raw["target"],
+        task=raw["task"],
+        id_columns=list(raw.get("id_columns", [])),
+        positive_label=raw.get("positive_label"),
+        seed=42,
+        test_size=0.2,
+        model=ModelSettings(),
+        contract=ContractSettings(),
+    )
+    phases: dict[str, float] = {}
+
+    def mark(name: str, since: float) -> float:
+        now = time.perf_counter()
+        phases[name] = round(now - since, 3)
+        return now
+
+    t = time.perf_counter()
+    phases["startup_to_main"] = round(t - STARTED, 3)
+    from ml_assets.core.tables import read_table
+
+    df = read_table(table)
+    t = mark("read", t)
+
+    from ml_assets.core.columns import infer_roles
+    from ml_assets.core.contract import build_contract, validate_table
+
+    roles = infer_roles(df, settings.target, settings.id_columns,
+                        max_categories=settings.contract.max_categories)
+    contract = build_contract(df, settings, roles)
+    result = validate_table(df, contract)
+    if not result.success:
+        raise SystemExit(f"contract failed: {result.describe()}")
+    df = df[df[settings.target].notna()]
+    t = mark("validate", t)
+
+    from ml_assets.core.modeling import SPLIT_COLUMN, build_pipeline, split_rows, train_test
+
+    table_ = df[[*roles.features, settings.target]].reset_index(drop=True)
+    table_[SPLIT_COLUMN] = split_rows(table_[settings.target], settings.task,
+                                      settings.test_size, settings.seed)
+    X_train, y_train, X_test, y_test = train_test(table_, settings.target)
+    pipeline = build_pipeline(roles, settings.task, settings.model.estimator,
+                              settings.model.params, settings.seed)
+    pipeline.fit(X_train, y_train)
+    t = mark("fit", t)
+
+    from ml_assets.core.evaluation import score
+
+    metrics = score(pipeline, X_test, y_test, settings.task, settings.positive_label)
+    mark("evaluate", t)
+    return {
+        "rows": len(df),
+        "phases": phases,
+        "metrics": metrics,
+        "expectations": result.evaluated,
+        "imported_dagster": "dagster" in sys.modules,
+        "imported_mlflow": "mlflow" in sys.modules,
+    }
+
+
+if __name__ == "__main__":
+    out = main(sys.argv[1], sys.argv[2])
+    out["seconds_in_process"] = round(time.perf_counter() - STARTED, 3)
+    print("BARE_RESULT " + json.dumps(out))
