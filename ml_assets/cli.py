@@ -153,7 +153,6 @@ def _run_locked(env, settings, instance, store) -> int:
     from ml_assets.definitions import TRAIN_JOB, build_definitions
     from ml_assets.ingestion.sensors import unrequested_versions
     from ml_assets.partitions import DATA_VERSION
-    from ml_assets.run_summary import summarize_run
     from ml_assets.storage import StoreError
 
     try:
@@ -166,8 +165,9 @@ def _run_locked(env, settings, instance, store) -> int:
     for skipped in refused:
         print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
 
+    exit_code = _resume_interrupted(env, settings, instance, store)
     keys = unrequested_versions(store, set(instance.get_dynamic_partitions(DATA_VERSION)))
-    if not keys:
+    if not keys and exit_code is None:
         print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
         return EXIT_OK
     instance.add_dynamic_partitions(DATA_VERSION, keys)
@@ -177,7 +177,7 @@ def _run_locked(env, settings, instance, store) -> int:
 
     # Runs started here are not watched by the daemon's failure sensor: notify from here.
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
-    exit_code = EXIT_OK
+    exit_code = exit_code or EXIT_OK
     for key in keys:
         record = store.version(key)
         print(f"\n{key}  ({record.source_name})")
@@ -188,38 +188,82 @@ def _run_locked(env, settings, instance, store) -> int:
             tags={"ml_assets/trigger": "cli"},
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
-        summary = summarize_run(instance, result.run_id)
-        for step in summary.steps:
-            label = {"ok": "ok", "blocked": "BLOCKED", "failed": "FAILED", "skipped": "skipped"}[step.status]
-            print(f"  {step.step:<26} {label:<8} {_fmt_seconds(step.seconds):>8}  {_step_note(step)}".rstrip())
-        blocked = summary.blocked_by
-        if blocked is not None:
-            exit_code = EXIT_BLOCKED
-            reason = blocked.description.removeprefix(f"data version {key}: ")
-            reason = reason.removeprefix(f"{record.source_name} (data version {key}) ")
-            print(
-                f"  => blocked: {record.source_name} (data version {key}) by check "
-                f"{blocked.asset}:{blocked.name}: " + reason.replace("\n", "\n     ")
-            )
-            notifier.send("gate blocked", version=key, step=blocked.asset,
-                          reason=f"{record.source_name}: check {blocked.name} failed: {reason}",
-                          run_id=result.run_id)
-        elif not result.success:
-            exit_code = EXIT_BLOCKED
-            failed = summary.failed_step
-            where = failed.step if failed else "the run"
-            print(
-                f"  => failed: {record.source_name} (data version {key}) in {where}: "
-                f"{failed.error if failed else 'see the Dagster UI'} (run {result.run_id})"
-            )
-            notifier.send("run failed", version=key, step=where,
-                          reason=failed.error if failed else "failed", run_id=result.run_id)
-        else:
-            meta = next(s.metadata for s in summary.steps if s.step == "registered_model_version")
-            print(
-                f"  => registered {settings.name} version {meta.get('version')}"
-                + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
-            )
+        exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
+    return exit_code
+
+
+def _report(instance, result, key, record, settings, notifier) -> int:
+    """Print one line per step and the verdict of one run; notify when it did not pass."""
+    from ml_assets.run_summary import summarize_run
+
+    summary = summarize_run(instance, result.run_id)
+    for step in summary.steps:
+        label = {"ok": "ok", "blocked": "BLOCKED", "failed": "FAILED", "skipped": "skipped"}[step.status]
+        print(f"  {step.step:<26} {label:<8} {_fmt_seconds(step.seconds):>8}  {_step_note(step)}".rstrip())
+    blocked = summary.blocked_by
+    if blocked is not None:
+        reason = blocked.description.removeprefix(f"data version {key}: ")
+        reason = reason.removeprefix(f"{record.source_name} (data version {key}) ")
+        print(
+            f"  => blocked: {record.source_name} (data version {key}) by check "
+            f"{blocked.asset}:{blocked.name}: " + reason.replace("\n", "\n     ")
+        )
+        notifier.send("gate blocked", version=key, step=blocked.asset,
+                      reason=f"{record.source_name}: check {blocked.name} failed: {reason}",
+                      run_id=result.run_id)
+        return EXIT_BLOCKED
+    if not result.success:
+        failed = summary.failed_step
+        where = failed.step if failed else "the run"
+        error = failed.error if failed else "see the Dagster UI"
+        print(f"  => failed: {record.source_name} (data version {key}) in {where}: {error} "
+              f"(run {result.run_id})")
+        notifier.send("run failed", version=key, step=where, reason=error, run_id=result.run_id)
+        return EXIT_BLOCKED
+    meta = next((s.metadata for s in summary.steps if s.step == "registered_model_version"), {})
+    print(
+        f"  => registered {settings.name} version {meta.get('version')}"
+        + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
+    )
+    return EXIT_OK
+
+
+def _resume_interrupted(env, settings, instance, store) -> int | None:
+    """Re-execute, from where they stopped, runs of this pipeline that an earlier `ml-assets
+    run` left unfinished (the process was killed). Holding the run lock proves that no other
+    `ml-assets run` is alive, so a run still marked as started here is an orphan."""
+    import dagster as dg
+
+    from ml_assets.definitions import TRAIN_JOB
+    from ml_assets.monitoring.notifications import Notifier
+
+    orphans = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=TRAIN_JOB,
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name},
+        )
+    )
+    if not orphans:
+        return None
+    from ml_assets import definitions
+
+    notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
+    exit_code = EXIT_OK
+    for run in orphans:
+        key = run.tags.get("dagster/partition")
+        record = store.version(key)
+        instance.report_run_failed(run, "the `ml-assets run` process running it stopped")
+        print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} "
+              "from where it stopped")
+        with dg.execute_job(
+            dg.reconstructable(definitions.train_job),
+            instance=instance,
+            reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
+            tags={"ml_assets/trigger": "cli", "ml_assets/resumed_from": run.run_id},
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        ) as result:
+            exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
     return exit_code
 
 

@@ -80,3 +80,8 @@ def load_definitions() -> dg.Definitions:
 
 
 defs = load_definitions()
+
+
+def train_job() -> dg.JobDefinition:
+    """This process's `train_version` job, as `dg.reconstructable` needs it for re-execution."""
+    return defs.resolve_job_def(TRAIN_JOB)

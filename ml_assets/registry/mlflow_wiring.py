@@ -16,10 +16,18 @@ one MLflow run per Dagster run. Its gaps, handled here:
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import dagster as dg
+
+# MLflow's HTTP client retries each request up to 7 times with exponential backoff (minutes
+# in all) before a step even sees the failure. The steps retry with their own policy
+# (MLFLOW_RETRY below), so each request gives up sooner; explicit settings win.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 MODEL_ARTIFACT = "model"
 CHAMPION_ALIAS = "champion"
@@ -39,8 +47,11 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
+    # A tracking server decides where artifacts go (its --artifacts-destination); a local
+    # store would otherwise put them in ./mlruns of whatever directory the process runs in.
+    remote = tracking_uri.startswith(("http://", "https://", "databricks"))
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=None if remote else artifact_location)
     except Exception:
         # Another process created it between our look-up and create.
         experiment = client.get_experiment_by_name(name)
@@ -128,6 +139,28 @@ class ModelRegistry(dg.ConfigurableResource):
         }
 
     def load_version(self, version: int):
+        """The registered model, after checking its files against the recorded checksum."""
+        import tempfile
+        from pathlib import Path
+
+        import mlflow.artifacts
         import mlflow.sklearn
 
-        return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        from ml_assets.registry.registration import directory_sha256
+
+        model_version = self.client().get_model_version(self.model_name, str(version))
+        recorded = model_version.tags.get("model_sha256")
+        with tempfile.TemporaryDirectory() as tmp:
+            # The version's source (the logged model), resolved through this tracking URI:
+            # no process-global MLflow URI is involved.
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=model_version.source, dst_path=tmp, tracking_uri=self.tracking_uri
+            )
+            actual = directory_sha256(Path(local))
+            if recorded != actual:
+                raise RuntimeError(
+                    f"model {self.model_name} version {version}: its files do not match the "
+                    f"recorded checksum (model_sha256 {str(recorded)[:12]} != {actual[:12]}); "
+                    "refusing to load it"
+                )
+            return mlflow.sklearn.load_model(local)

@@ -46,6 +46,31 @@ def _links(tracking_uri: str, experiment_id: str, run_id: str, name: str, versio
     }
 
 
+def model_checksum(model_uri: str, tracking_uri: str) -> str:
+    """sha256 over the files of a logged MLflow model, in path order."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri
+        )
+        return directory_sha256(Path(local))
+
+
+def directory_sha256(folder: Path) -> str:
+    import hashlib
+
+    from ml_assets.core.hashing import sha256_file
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
 def register(
     *,
     registry,
@@ -95,6 +120,8 @@ def register(
     tags = {
         "data_version": key,
         "dagster_run_id": dagster_run_id,
+        # Verified by ModelRegistry.load_version before the model is ever used.
+        "model_sha256": model_checksum(info.model_uri, tracking_uri),
         **{f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()},
     }
     version = mlflow_module.register_model(info.model_uri, settings.name, tags=tags)

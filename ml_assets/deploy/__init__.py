@@ -1,0 +1,1 @@
+"""Variants of the code location for production deployments (deploy/README.md)."""

@@ -1,0 +1,145 @@
+"""Scale-out: the steps of several data versions run on two Celery workers (dagster-celery,
+Debian's redis-server as broker), each a separate process on 127.0.0.1, launched the way a
+production deployment launches a run: `dagster job execute` against a persistent instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ml_assets_tests.conftest import REPO
+from ml_assets_tests.e2e.services import BIN, Service, clean_env, ml_assets
+from ml_assets_tests.system.conftest import RedisServer
+
+pytestmark = pytest.mark.system
+
+MODULE = "ml_assets.deploy.celery_definitions"
+ASSETS = {"raw_data", "validated_data", "features", "model", "evaluation_report",
+          "registered_model_version", "drift_report"}
+
+
+def descendants(pid: int) -> set[int]:
+    """`pid` and every process below it, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        found.add(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypatch):
+    redis = RedisServer(tmp_path)
+    workers: list[Service] = []
+    try:
+        dagster_home = tmp_path / "dagster_home"
+        dagster_home.mkdir()
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        env = clean_env(
+            DAGSTER_HOME=str(dagster_home),
+            ML_ASSETS_HOME=str(tmp_path / "home"),
+            MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}",
+            ML_ASSETS_CELERY_BROKER=redis.url(),
+        )
+        # two data versions, registered as new_data_sensor registers them
+        assert ml_assets(["demo", "--versions", "1"], tmp_path, env).returncode == 0
+        for name in ("DAGSTER_HOME", "ML_ASSETS_HOME", "MLFLOW_TRACKING_URI"):
+            monkeypatch.setenv(name, env[name])
+        from ml_assets.config import load_settings
+        from ml_assets.environment import load_environment
+        from ml_assets.storage import VersionedStore
+
+        project = load_environment(env, cwd=tmp_path)
+        settings = load_settings(project.config_path)
+        store = VersionedStore(project.store_root, settings.name)
+        keys = [r.key for r in store.scan_landing(project.landing_dir, settings.landing_glob).new]
+        assert len(keys) == 2
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions("data_version", keys)
+
+        # two workers, one step at a time each, as two hosts would run them (started once the
+        # instance exists: two processes creating a fresh sqlite instance race on its schema)
+        for name in ("worker1", "worker2"):
+            workers.append(Service(
+                name,
+                [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                 "-y", str(REPO / "deploy" / "celery" / "worker.yaml"), "-n", name,
+                 "--", "--concurrency=1"],
+                tmp_path, env,
+            ))
+
+        for worker in workers:  # both connected to the broker before anything is queued
+            _wait_for_log(worker, "ready.")
+
+        # launched one after the other: promotions compare with the champion of the moment
+        launchers = {}
+        for key in keys:
+            launch = subprocess.Popen(
+                [str(BIN / "dagster"), "job", "execute", "-m", MODULE, "-j", "train_version",
+                 "--tags", json.dumps({"dagster/partition": key})],
+                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            output, _ = launch.communicate(timeout=600)
+            assert launch.returncode == 0, output[-4000:] + _logs(workers)
+            launchers[key] = launch.pid
+
+        worker_pids = {w.name: descendants(w.process.pid) for w in workers}
+        used_workers = set()
+        with dg.DagsterInstance.get() as instance:
+            for key in keys:
+                [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
+                assert run.status == dg.DagsterRunStatus.SUCCESS
+                starts = instance.get_records_for_run(
+                    run.run_id, of_type=dg.DagsterEventType.STEP_START).records
+                steps = {r.event_log_entry.dagster_event.step_key: r.event_log_entry.dagster_event.pid
+                         for r in starts}
+                assert ASSETS <= set(steps), steps
+                for step, pid in steps.items():
+                    assert pid not in (launchers[key], os.getpid()), f"{step} ran in the launching process"
+                    owner = [name for name, pids in worker_pids.items() if pid in pids]
+                    assert owner, f"{step} of {key} ran in pid {pid}, not in a Celery worker"
+                    used_workers.update(owner)
+                materialized = instance.get_records_for_run(
+                    run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+                assert {r.event_log_entry.dagster_event.asset_key.to_user_string()
+                        for r in materialized} == ASSETS
+        assert used_workers == {"worker1", "worker2"}, used_workers
+        for worker in workers:
+            assert "Executing steps" in worker.log_text() or "succeeded in" in worker.log_text()
+
+        # both versions registered in MLflow, tagged with their data version and Dagster run
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+        versions = client.search_model_versions(f"name = '{settings.name}'")
+        assert sorted(v.tags["data_version"] for v in versions) == sorted(keys)
+        assert client.get_model_version_by_alias(settings.name, "champion").tags["data_version"] in keys
+    finally:
+        for worker in workers:
+            worker.stop()
+        redis.stop()
+
+
+def _wait_for_log(service: Service, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in service.log_text():
+        service.assert_running()
+        assert time.monotonic() < deadline, f"{service.name} did not log {text!r}:\n{service.log_text()[-3000:]}"
+        time.sleep(0.5)
+
+
+def _logs(services) -> str:
+    return "".join(f"\n--- {s.name} ---\n{s.log_text()[-3000:]}" for s in services)
