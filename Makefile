@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test install lint bench clean
+.PHONY: dev test test-system install lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ dev: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The second suite: the UI in headless Chromium, PostgreSQL, Celery workers with a Redis
+# broker, the Kubernetes files. Installs the `system` extra and the Debian packages it needs
+# (apt-get, as root), then starts and stops its own servers on 127.0.0.1.
+test-system: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,system]'
+	bash deploy/system-packages.sh
+	$(BIN)/python -m pytest -m system $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check ml_assets ml_assets_tests

@@ -68,11 +68,18 @@ def run_measured(
     )
 
 
+# Set by `--snapshot`: a frozen copy of the ml_assets package that every case imports instead
+# of the working tree (which others may be editing while the benchmark runs).
+CODE_PATH: str | None = None
+
+
 def base_env(**extra: str) -> dict[str, str]:
     """The caller's environment without anything that would point a case at another home."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ML_ASSETS_", "DAGSTER_", "MLFLOW_"))}
     env.pop("PYTHONPATH", None)
+    if CODE_PATH:
+        env["PYTHONPATH"] = CODE_PATH
     env["PYTHONHASHSEED"] = "0"
     env.update(extra)
     return env

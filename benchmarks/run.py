@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,11 +22,12 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import cases
+from benchmarks import cases, proc
 from benchmarks.data import write_table
 from benchmarks.report import render, summarize
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 
 
@@ -49,10 +51,37 @@ def _machine() -> dict:
     }
 
 
-def _raw_table_bytes(path: Path) -> int:
-    from ml_assets.core.tables import read_table
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
 
-    return int(read_table(path).memory_usage(deep=True).sum())
+
+def _code(snapshot: str | None, work: Path) -> dict:
+    """Which ml_assets code the cases run; with a snapshot, a frozen `git archive` of it."""
+    code = {"commit": _git("rev-parse", "HEAD"),
+            "uncommitted_changes_in_ml_assets": bool(_git("status", "--porcelain", "ml_assets"))}
+    if snapshot:
+        target = work / "code"
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", snapshot, "ml_assets"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        proc.CODE_PATH = str(target)
+        code.update(snapshot=snapshot, snapshot_commit=_git("rev-parse", snapshot))
+    return code
+
+
+def _raw_table_bytes(path: Path) -> int:
+    """The raw table's in-memory size as read_table gives it (in a process of its own, with
+    the same code as the cases)."""
+    code = ("import sys; from ml_assets.core.tables import read_table; "
+            "print(int(read_table(sys.argv[1]).memory_usage(deep=True).sum()))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=proc.base_env(),
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -70,6 +99,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where tables and homes go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--snapshot", metavar="REV", nargs="?", const="HEAD", default=None,
+                        help="run a frozen copy of ml_assets at git revision REV (default HEAD) "
+                        "instead of the working tree, e.g. while others are editing it")
     args = parser.parse_args(argv)
     if args.sizes:
         try:
@@ -91,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": _machine(), "options": {
         "sizes": list(args.sizes), "repeat_smallest": args.repeat, "ticks": args.ticks,
         "files": args.files, "quick": args.quick}, "sizes": {}}
-    _log(f"working folder {work}")
+    results["code"] = _code(args.snapshot, work)
+    _log(f"working folder {work}; code {results['code']}")
     try:
         _log("imports: dagster vs ml_assets.definitions")
         results["imports"] = cases.case_imports(work / "imports", repeats=5 if not args.quick else 3)

@@ -260,7 +260,8 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
             dg.reconstructable(definitions.train_job),
             instance=instance,
             reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
-            tags={"ml_assets/trigger": "cli", "ml_assets/resumed_from": run.run_id},
+            tags={"dagster/partition": key, "ml_assets/trigger": "cli",
+                  "ml_assets/resumed_from": run.run_id},
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         ) as result:
             exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))

@@ -18,6 +18,7 @@ from dagster_celery import celery_executor
 
 import ml_assets.definitions as in_process  # a module, not its `defs`: one Definitions per module
 from ml_assets.definitions import TRAIN_JOB
+from ml_assets.deploy import with_executor
 
 __all__ = ["TRAIN_JOB", "defs"]
 
@@ -37,20 +38,6 @@ def celery_steps_executor() -> dg.ExecutorDefinition:
             "backend": {"env": "ML_ASSETS_CELERY_BROKER"},
         },
         name="celery",
-    )
-
-
-def with_executor(defs: dg.Definitions, executor: dg.ExecutorDefinition) -> dg.Definitions:
-    """The same assets, checks, jobs, sensors, schedules and resources; another executor."""
-    return dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=defs.jobs,
-        sensors=defs.sensors,
-        schedules=defs.schedules,
-        resources=defs.resources,
-        loggers=defs.loggers,
-        executor=executor,
     )
 
 

@@ -50,9 +50,7 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
             )
         registry: ModelRegistry = context.resources.registry
         store: StoreResource = context.resources.store
-        # Touching the resource starts (or, on a retry, resumes) this Dagster run's MLflow run.
-        context.log.debug(f"MLflow run of this Dagster run: {context.resources.mlflow.mlflow_run_id}")
-        with finish_mlflow_run():
+        with finish_mlflow_run(context.resources.mlflow):
             from ml_assets.registry.registration import register
 
             outcome = register(

@@ -10,8 +10,8 @@ one MLflow run per Dagster run. Its gaps, handled here:
    stays RUNNING forever. Only the registration step uses MLflow, and it ends the run itself
    (FINISHED, or FAILED on error: see `finish_mlflow_run`); the resource teardown below ends
    anything still open as FAILED, so no run dangles.
-3. A retried step resumes the same MLflow run (found by its `dagster_run_id` tag), so retries
-   do not multiply runs.
+3. A retried step resumes the same MLflow run (by the id dagster-mlflow found or started, see
+   `finish_mlflow_run`), so retries do not multiply runs.
 """
 
 from __future__ import annotations
@@ -89,10 +89,21 @@ def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location:
 
 
 @contextmanager
-def finish_mlflow_run() -> Iterator[None]:
-    """End the active MLflow run FINISHED when the block succeeds, FAILED when it raises."""
+def finish_mlflow_run(handle) -> Iterator[None]:
+    """Run the block inside this Dagster run's MLflow run; end it FINISHED when the block
+    succeeds, FAILED when it raises.
+
+    `handle` is dagster-mlflow's resource object. A retried step may find its MLflow run
+    already ended by the failed attempt (the resource is not set up again for a retry within
+    the same process), so the run is resumed by id first: retries never start a second run.
+    """
     import mlflow
 
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != handle.mlflow_run_id:
+        if active is not None:
+            mlflow.end_run()
+        mlflow.start_run(run_id=handle.mlflow_run_id)
     try:
         yield
     except BaseException:
