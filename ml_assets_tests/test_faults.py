@@ -185,3 +185,129 @@ def test_mlflow_registry_lost_during_registration(tmp_path, instance, mlflow_ser
         assert all(r.info.status in ("FINISHED", "FAILED") for r in runs)  # nothing left RUNNING
     finally:
         proxy.close()
+
+
+def test_two_runs_at_the_same_moment_register_and_train_each_version_once(tmp_path):
+    landing = tmp_path / ".ml_assets" / "landing"
+    landing.mkdir(parents=True)
+    base = breast_cancer()
+    base.head(300).to_csv(landing / "a.csv", index=False)
+    base.tail(300).to_csv(landing / "b.csv", index=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_ASSETS_", "MLFLOW_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": str(tmp_path / "dagster_home"), "ML_ASSETS_SETTLE_SECONDS": "0"})
+    (tmp_path / "dagster_home").mkdir()
+    runs = [subprocess.Popen([sys.executable, "-m", "ml_assets.cli", "run"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in runs]
+    assert [p.returncode for p in runs] == [0, 0], outputs
+    assert sum("nothing new" in out for out in outputs) == 1  # the second waited, then had nothing
+
+    instance = instance_at(tmp_path / "dagster_home")
+    keys = [r.tags["dagster/partition"] for r in instance.get_runs()]
+    assert len(keys) == 2 and len(set(keys)) == 2  # one run per version
+    from ml_assets.registry.mlflow_wiring import ModelRegistry
+
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / '.ml_assets' / 'mlflow.db'}", model_name="breast_cancer")
+    versions = registry.client().search_model_versions("name='breast_cancer'")
+    assert sorted(v.tags["data_version"] for v in versions) == sorted(keys)  # trained once each
+
+
+def mount_tmpfs(path, size):
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+
+
+def test_full_or_read_only_store_gives_a_clear_error_and_keeps_what_was_there(tmp_path):
+    home = tmp_path / "home"
+    mount_tmpfs(home, "8m")
+    try:
+        landing = tmp_path / "landing"
+        landing.mkdir()
+        env = {"ML_ASSETS_HOME": str(home), "ML_ASSETS_LANDING_DIR": str(landing),
+               "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "ML_ASSETS_SETTLE_SECONDS": "0"}
+        breast_cancer().to_csv(landing / "good.csv", index=False)
+        assert cli(tmp_path, "run", env=env).returncode == 0
+        kept = {p: p.read_bytes() for p in (home / "store").rglob("*") if p.is_file()}
+
+        # a file bigger than the space left: the store is full
+        big = landing / "big.csv"
+        with open(big, "w") as fh:
+            fh.write(",".join(breast_cancer().columns) + "\n")
+            row = ",".join(["1.0"] * (len(breast_cancer().columns) - 1)) + ",benign\n"
+            fh.write(row * 120_000)
+        full = cli(tmp_path, "run", env=env)
+        assert full.returncode == 1 and "Traceback" not in full.stdout + full.stderr
+        assert "No space left on device" in full.stderr and str(home / "store") in full.stderr
+        assert all(p.read_bytes() == data for p, data in kept.items())
+        big.unlink()
+
+        # a read-only store
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        breast_cancer().sample(frac=0.9, random_state=4).to_csv(landing / "next.csv", index=False)
+        read_only = cli(tmp_path, "run", env=env)
+        assert read_only.returncode == 1 and "Read-only file system" in read_only.stderr
+        assert "Traceback" not in read_only.stdout + read_only.stderr
+        subprocess.run(["mount", "-o", "remount,rw", str(home)], check=True)
+        assert all(p.read_bytes() == data for p, data in kept.items())
+
+        # and the next good input still works
+        again = cli(tmp_path, "run", env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "next.csv" in again.stdout
+    finally:
+        subprocess.run(["umount", "-l", str(home)], check=False)
+
+
+def test_a_tampered_champion_is_refused(tmp_path, instance):
+    project = make_project(tmp_path, "bc", **DATASETS["breast_cancer"][1])
+    project.drop("v1.csv", breast_cancer())
+    [first] = project.register_new(instance)
+    assert run_selection(project, instance, first, ALL_ASSETS).success
+    [model_file] = [p for p in (project.env.mlflow_artifacts_dir).rglob("model.skops")]
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+
+    project.drop("v2.csv", breast_cancer().sample(frac=0.9, random_state=2))
+    [second] = project.register_new(instance)
+    result = run_selection(project, instance, second, ALL_ASSETS)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "recorded checksum" in failure.step_failure_data.error.to_string()
+    assert project.registry().champion()["data_version"] == first
+
+
+def test_same_file_in_two_fresh_homes_gives_bit_identical_models(tmp_path):
+    predictions, metrics = [], []
+    for home in ("one", "two"):
+        (tmp_path / home).mkdir()
+        project = make_project(tmp_path / home, "bc", **DATASETS["breast_cancer"][1])
+        project.drop("bc.csv", breast_cancer())
+        with dg.instance_for_test() as fresh_instance:
+            [key] = project.register_new(fresh_instance)
+            assert run_selection(project, fresh_instance, key, ALL_ASSETS).success
+        model = project.registry().load_version(1)
+        rows = breast_cancer().drop(columns=["diagnosis"])
+        predictions.append(model.predict_proba(rows))
+        report = project.store.artifact_path(key, "evaluation_report", "json")
+        metrics.append(json.loads(report.read_text())["metrics"])
+    assert np.array_equal(predictions[0], predictions[1])  # to the last bit
+    assert metrics[0] == metrics[1]
+
+
+def test_rematerialising_a_version_gives_the_same_model_and_metrics(tmp_path, instance):
+    project = make_project(tmp_path, "bc", **DATASETS["breast_cancer"][1])
+    project.drop("bc.csv", breast_cancer())
+    [key] = project.register_new(instance)
+    from ml_assets.storage import load_model
+
+    rows = breast_cancer().drop(columns=["diagnosis"])
+    results = []
+    for _ in range(2):
+        assert run_selection(project, instance, key, ALL_ASSETS).success
+        model = load_model(project.store.artifact_path(key, "model", "skops"))
+        report = json.loads(project.store.artifact_path(key, "evaluation_report", "json").read_text())
+        results.append((model.predict_proba(rows), report["metrics"]))
+    assert np.array_equal(results[0][0], results[1][0])  # the same model, to the last bit
+    assert results[0][1] == results[1][1]
