@@ -39,6 +39,11 @@ test-system: install
 lint: install
 	$(BIN)/ruff check ml_assets ml_assets_tests
 
+# pip-audit queries PyPI's vulnerability data: run it where that service is reachable.
+audit: install
+	$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit -r constraints.txt
+
 bench: install
 	$(BIN)/python -m benchmarks.run
 
