@@ -7,7 +7,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test test-system install lint bench clean
+.PHONY: dev test test-system install lint bench clean audit
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -26,6 +26,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore")
     for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -124,9 +125,49 @@ def cmd_run(args) -> int:
         print("  waiting for another `ml-assets run` on this store to finish")
         lock.acquire()
     try:
+        if args.changed:
+            return _run_changed(env, settings, instance, store)
         return _run_locked(env, settings, instance, store)
     finally:
         lock.release()
+
+
+def _run_changed(env, settings, instance, store) -> int:
+    """Rematerialise exactly the stale assets of every run version, and say which and why."""
+    import dagster as dg
+
+    from ml_assets.definitions import TRAIN_JOB, build_definitions
+    from ml_assets.monitoring.notifications import Notifier
+    from ml_assets.partitions import DATA_VERSION
+    from ml_assets.staleness import stale_assets
+
+    defs = build_definitions(settings, env)
+    job = defs.resolve_job_def(TRAIN_JOB)
+    notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
+    partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
+    exit_code, fresh = EXIT_OK, 0
+    for record in sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key)):
+        if record.key not in partitions:
+            continue
+        stale = stale_assets(instance, defs, record.key)
+        if not stale:
+            fresh += 1
+            continue
+        print(f"\n{record.key}  ({record.source_name}): {len(stale)} stale asset(s)")
+        for asset in stale:
+            print(f"  {asset.asset:<26} stale: {'; '.join(asset.reasons)}")
+        result = job.execute_in_process(
+            partition_key=record.key,
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(a.asset) for a in stale],
+            tags={"ml_assets/trigger": "changed"},
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+        exit_code = max(exit_code, _report(instance, result, record.key, record, settings, notifier))
+    print(f"{'nothing stale: ' if exit_code == EXIT_OK and fresh == len(partitions) else ''}"
+          f"{fresh} data version(s) up to date")
+    return exit_code
 
 
 def _scan_until_settled(env, settings, store, rounds: int = 30):
@@ -221,10 +262,13 @@ def _report(instance, result, key, record, settings, notifier) -> int:
         notifier.send("run failed", version=key, step=where, reason=error, run_id=result.run_id)
         return EXIT_BLOCKED
     meta = next((s.metadata for s in summary.steps if s.step == "registered_model_version"), {})
-    print(
-        f"  => registered {settings.name} version {meta.get('version')}"
-        + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
-    )
+    if "version" in meta:
+        print(
+            f"  => registered {settings.name} version {meta.get('version')}"
+            + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
+        )
+    else:
+        print(f"  => done: {', '.join(s.step for s in summary.steps if s.status == 'ok')}")
     return EXIT_OK
 
 
@@ -307,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="register new landing files and materialise the graph for each")
+    run.add_argument("--changed", action="store_true",
+                     help="instead: rematerialise exactly the assets made stale by a change of "
+                     "code or pipeline file (e.g. model.params), for every version, and say why")
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="data versions, their checks and metrics, and the champion")
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")

@@ -5,6 +5,7 @@ Shared by `ml-assets run` (one line per step) and `ml-assets status` (the audit 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance
@@ -46,6 +47,8 @@ class StepOutcome:
     error: str | None = None
     checks: list[CheckOutcome] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    retry_error: str | None = None
+    retries: int = 0
 
 
 @dataclass
@@ -86,6 +89,13 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:
             started[event.step_key] = entry.timestamp
+        elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
+            # After the last retry Dagster reports only "Exceeded max_retries": keep the
+            # error that caused the retries, to say what actually went wrong.
+            retry_error = getattr(event.event_specific_data, "error", None)
+            if retry_error is not None:
+                step.retry_error = _error_message(retry_error)
+                step.retries += 1
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             if event.step_key in started:
                 step.seconds = entry.timestamp - started[event.step_key]
@@ -94,6 +104,8 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
             else:
                 error = event.step_failure_data.error
                 step.error = _error_message(error)
+                if step.retry_error and "max_retries" in (step.error or ""):
+                    step.error = f"{step.retry_error} (after {step.retries} retries)"
                 step.status = "failed"
         elif kind == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.asset_check_evaluation_data
@@ -130,5 +142,5 @@ def _error_message(error) -> str:
     ):
         error = error.cause
     message = error.message.strip().splitlines()[0] if error.message else error.cls_name
-    prefix = f"{error.cls_name}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    # "dagster._core.definitions.events.Failure: text" -> "text"
+    return re.sub(rf"^[\w.]*{re.escape(error.cls_name)}: ", "", message)

@@ -93,7 +93,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
 
         labelled = features[features[target].notna()]
         X, y = labelled.drop(columns=[target, SPLIT_COLUMN]), labelled[target]
-        now = score(registry.load_version(champion["version"]), X, y, settings.task, settings.positive_label)
+        now = score(registry.load_version_or_fail(champion["version"]), X, y, settings.task, settings.positive_label)
         metric = settings.primary_metric
         decay = assess_decay(now.get(metric), champion["metrics"].get(metric), settings)
         return {**decay, "champion_version": champion["version"]}

@@ -28,6 +28,12 @@ import dagster as dg
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+# Progress bars of artifact downloads would fill run logs and the CLI's output.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A registered model whose files do not match their recorded checksum: never retried."""
 
 MODEL_ARTIFACT = "model"
 CHAMPION_ALIAS = "champion"
@@ -149,6 +155,13 @@ class ModelRegistry(dg.ConfigurableResource):
             "metrics": metrics,
         }
 
+    def load_version_or_fail(self, version: int):
+        """load_version for assets: an integrity failure fails the step without retries."""
+        try:
+            return self.load_version(version)
+        except ModelIntegrityError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+
     def load_version(self, version: int):
         """The registered model, after checking its files against the recorded checksum."""
         import tempfile
@@ -169,7 +182,7 @@ class ModelRegistry(dg.ConfigurableResource):
             )
             actual = directory_sha256(Path(local))
             if recorded != actual:
-                raise RuntimeError(
+                raise ModelIntegrityError(
                     f"model {self.model_name} version {version}: its files do not match the "
                     f"recorded checksum (model_sha256 {str(recorded)[:12]} != {actual[:12]}); "
                     "refusing to load it"

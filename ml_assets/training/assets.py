@@ -146,7 +146,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         champion = registry.champion()
         champion_metrics = None
         if champion is not None:
-            champion_model = registry.load_version(champion["version"])
+            champion_model = registry.load_version_or_fail(champion["version"])
             champion_metrics = evaluation.score(champion_model, X_test, y_test, settings.task, pos)
             champion = {**champion, "metrics_on_these_rows": champion_metrics}
         evaluated = (champion or {}).get("metrics", {}).get(settings.primary_metric)

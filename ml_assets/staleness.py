@@ -1,0 +1,79 @@
+"""What is stale, and why: `ml-assets run --changed` (what `dvc repro` gives its users).
+
+The same resolver the Dagster UI uses decides: an asset is stale when its code version changed
+(the code, or the pipeline-file keys folded into it, see metadata.settings_version) or when an
+upstream asset changed since it was materialised. Missing assets (a blocked version never
+trained) are not stale: `--changed` never trains past a failed gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from ml_assets.selections import ALL_ASSETS
+
+
+@dataclass
+class StaleAsset:
+    asset: str
+    reasons: list[str]
+
+
+def _resolver(instance, defs: dg.Definitions):
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._core.definitions.temporal_context import TemporalContext
+    from dagster._time import get_current_datetime
+
+    asset_graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=asset_graph,
+    )
+    return CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
+
+
+def stale_assets(instance, defs: dg.Definitions, partition: str) -> list[StaleAsset]:
+    """The stale assets of one data version, in graph order, each with its reasons.
+
+    Dagster marks the asset whose code version changed; what lies downstream of it will get a
+    new input when it is rematerialised, so it is stale too (the reason says which upstream).
+    """
+    from dagster._core.definitions.data_version import StaleStatus
+
+    resolver = _resolver(instance, defs)
+    graph = defs.resolve_asset_graph()
+    stale: list[StaleAsset] = []
+    for name in ALL_ASSETS_IN_ORDER:
+        key = dg.AssetKey(name)
+        if not instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+        ).records:
+            continue  # missing (e.g. behind a failed gate) is not stale
+        stale_parents = [
+            s.asset for s in stale if dg.AssetKey(s.asset) in graph.get(key).parent_keys
+        ]
+        if stale_parents:
+            stale.append(StaleAsset(name, [f"upstream {p} is rematerialised" for p in stale_parents]))
+            continue
+        if resolver.get_status(key, partition) != StaleStatus.STALE:
+            continue
+        reasons = []
+        for cause in resolver.get_stale_root_causes(key, partition):
+            where = cause.key.asset_key.to_user_string()
+            if cause.dependency is not None:
+                reasons.append(f"{where}: {cause.reason} ({cause.dependency.asset_key.to_user_string()})")
+            else:
+                reasons.append(f"{where}: {cause.reason}")
+        stale.append(StaleAsset(name, sorted(set(reasons))))
+    return stale
+
+
+ALL_ASSETS_IN_ORDER = (
+    "raw_data", "validated_data", "features", "drift_report",
+    "model", "evaluation_report", "registered_model_version",
+)
+assert set(ALL_ASSETS_IN_ORDER) == set(ALL_ASSETS)
