@@ -64,12 +64,14 @@ def _fmt_seconds(seconds: float | None) -> str:
 
 
 def _step_note(step) -> str:
-    failed = [c for c in step.checks if not c.passed]
     if step.status == "failed":
         return step.error or ""
-    if failed:
-        return "; ".join(f"{c.name} failed" for c in failed)
-    notes = [f"{c.name} passed" for c in step.checks]
+    notes = [
+        f"{c.name} passed" if c.passed else f"{c.name} {'failed' if c.blocking else 'warned'}"
+        for c in step.checks
+    ]
+    if step.status == "blocked":
+        return "; ".join(notes)
     meta = step.metadata
     if step.step == "evaluation_report":
         metrics = {k.split("/", 1)[1]: v for k, v in meta.items() if k.startswith("metric/")}
@@ -145,7 +147,7 @@ def _run_changed(env, settings, instance, store) -> int:
     job = defs.resolve_job_def(TRAIN_JOB)
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
-    exit_code, fresh = EXIT_OK, 0
+    exit_code, fresh, redone = EXIT_OK, 0, 0
     for record in sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key)):
         if record.key not in partitions:
             continue
@@ -153,6 +155,7 @@ def _run_changed(env, settings, instance, store) -> int:
         if not stale:
             fresh += 1
             continue
+        redone += 1
         print(f"\n{record.key}  ({record.source_name}): {len(stale)} stale asset(s)")
         for asset in stale:
             print(f"  {asset.asset:<26} stale: {'; '.join(asset.reasons)}")
@@ -165,8 +168,10 @@ def _run_changed(env, settings, instance, store) -> int:
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
         exit_code = max(exit_code, _report(instance, result, record.key, record, settings, notifier))
-    print(f"{'nothing stale: ' if exit_code == EXIT_OK and fresh == len(partitions) else ''}"
-          f"{fresh} data version(s) up to date")
+    if redone:
+        print(f"{redone} data version(s) rematerialised, {fresh} up to date")
+    else:
+        print(f"nothing stale: {fresh} data version(s) up to date")
     return exit_code
 
 

@@ -69,7 +69,7 @@ class PostgresServer:
         init = subprocess.run(
             [_pg_bin("initdb"), "-D", str(data), "-U", self.user, f"--pwfile={pwfile}",
              "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
-            user=run_as, capture_output=True, text=True, timeout=120,
+            user=run_as, capture_output=True, text=True, timeout=120, check=False,
         )
         assert init.returncode == 0, init.stdout + init.stderr
         pwfile.unlink()
@@ -84,7 +84,7 @@ class PostgresServer:
         def ready():
             self.service.assert_running()
             check = subprocess.run([_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                                   capture_output=True, timeout=10)
+                                   capture_output=True, timeout=10, check=False)
             return check.returncode == 0
 
         wait_for(ready, 60, "PostgreSQL to accept connections", interval=0.3)

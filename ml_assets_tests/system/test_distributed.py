@@ -124,6 +124,13 @@ def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypat
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+        experiment = client.get_experiment_by_name(settings.name)
+        with dg.DagsterInstance.get() as instance:
+            dagster_runs = [r.run_id for r in instance.get_runs()]
+        for run_id in dagster_runs:  # one MLflow run per Dagster run, wherever its steps ran
+            [mlflow_run] = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run_id}'")
+            assert mlflow_run.info.status == "FINISHED"
+        assert len(client.search_runs([experiment.experiment_id])) == len(dagster_runs) == 2
         versions = client.search_model_versions(f"name = '{settings.name}'")
         assert sorted(v.tags["data_version"] for v in versions) == sorted(keys)
         assert client.get_model_version_by_alias(settings.name, "champion").tags["data_version"] in keys
