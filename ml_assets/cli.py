@@ -112,14 +112,13 @@ def _check_model_settings(env, settings, store) -> None:
 
 def cmd_run(args) -> int:
     env, settings = _load()
-    from ml_assets.storage import VersionedStore
+    from filelock import Timeout
+
+    from ml_assets.storage import StoreError, VersionedStore
 
     store = VersionedStore(env.store_root, settings.name)
     _check_model_settings(env, settings, store)
-    instance = _instance()
     print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
-    from filelock import Timeout
-
     lock = store.run_lock()
     try:
         lock.acquire(timeout=0)
@@ -127,11 +126,37 @@ def cmd_run(args) -> int:
         print("  waiting for another `ml-assets run` on this store to finish")
         lock.acquire()
     try:
+        if not args.changed and _nothing_to_do(env, settings, store):
+            return EXIT_OK
+        instance = _instance()
         if args.changed:
             return _run_changed(env, settings, instance, store)
-        return _run_locked(env, settings, instance, store)
+        in_progress = store.base / ".cli_run_in_progress"
+        in_progress.touch()
+        code = _run_locked(env, settings, instance, store)
+        in_progress.unlink(missing_ok=True)  # kept when killed: the next run resumes
+        return code
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
     finally:
         lock.release()
+
+
+def _nothing_to_do(env, settings, store) -> bool:
+    """The no-op answer without loading Dagster (about a second): nothing new landed, every
+    version was handed to Dagster, and no earlier run was interrupted."""
+    if (store.base / ".cli_run_in_progress").exists():
+        return False
+    scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+    for skipped in scan.duplicates:
+        print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
+    if scan.new or scan.unsettled or store.unclaimed():
+        return False
+    for skipped in scan.refused:
+        print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
+    print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
+    return True
 
 
 def _run_changed(env, settings, instance, store) -> int:
@@ -212,11 +237,14 @@ def _run_locked(env, settings, instance, store) -> int:
         print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
 
     exit_code = _resume_interrupted(env, settings, instance, store)
-    keys = unrequested_versions(store, set(instance.get_dynamic_partitions(DATA_VERSION)))
+    partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
+    store.mark_claimed([key for key in store.unclaimed() if key in partitions])
+    keys = unrequested_versions(store, partitions)
     if not keys and exit_code is None:
         print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
         return EXIT_OK
     instance.add_dynamic_partitions(DATA_VERSION, keys)
+    store.mark_claimed(keys)
     job = build_definitions(settings, env).resolve_job_def(TRAIN_JOB)
 
     from ml_assets.monitoring.notifications import Notifier

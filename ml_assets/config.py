@@ -64,9 +64,18 @@ class DriftSettings(_Strict):
     share: float = Field(0.5, gt=0, le=1)
 
 
+DEFAULT_CRON = "0 3 * * 1"
+
+
+def _valid_cron(cron: str) -> bool:
+    from dagster._utils.schedules import is_valid_cron_string
+
+    return is_valid_cron_string(cron)
+
+
 class RetrainSettings(_Strict):
     policy: RetrainPolicy = "every_version"
-    cron: str = "0 3 * * 1"
+    cron: str = DEFAULT_CRON
     timezone: str = "UTC"
     decay_margin: float = Field(0.05, ge=0)
     performance_floor: float | None = None
@@ -82,10 +91,9 @@ class RetrainSettings(_Strict):
                 "retrain.timezone",
                 f"an IANA time zone such as UTC or Europe/Paris, got {self.timezone!r}",
             ) from None
-        # Dagster's own cron validation, so what loads here is what the schedule accepts.
-        from dagster._utils.schedules import is_valid_cron_string
-
-        if not is_valid_cron_string(self.cron):
+        # Dagster's own cron validation, so what loads here is what the schedule accepts. It
+        # imports all of Dagster (~1 s): only for a cron the user wrote, not the default.
+        if self.cron != DEFAULT_CRON and not _valid_cron(self.cron):
             raise _KeyError(
                 "retrain.cron", f"a cron expression such as '0 3 * * 1', got {self.cron!r}"
             )

@@ -131,6 +131,24 @@ class VersionedStore:
     def version(self, key: str) -> VersionRecord | None:
         return self.versions().get(key)
 
+    # --- which versions were handed to Dagster (a partition added, a run requested) ---
+    @property
+    def claimed_file(self) -> Path:
+        return self.base / "claimed.json"
+
+    def mark_claimed(self, keys: list[str]) -> None:
+        """Remember that these versions have their partition and run; lets a no-op
+        `ml-assets run` answer without loading Dagster."""
+        if not keys:
+            return
+        with self._lock():
+            claimed = set(read_json(self.claimed_file, []) or [])
+            write_json(self.claimed_file, sorted(claimed | set(keys)))
+
+    def unclaimed(self) -> list[str]:
+        claimed = set(read_json(self.claimed_file, []) or [])
+        return [key for key in self.versions() if key not in claimed]
+
     def snapshot_path(self, key: str) -> Path:
         record = self.version(key)
         if record is None:

@@ -52,6 +52,7 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
         keys = unrequested_versions(store, known)
         if not keys:
             return dg.SkipReason(f"no new files in {env.landing_dir}")
+        store.mark_claimed(keys)
         return dg.SensorResult(
             dynamic_partitions_requests=[data_version_partitions.build_add_request(keys)],
             # run_key deduplicates forever: one run per data version, unless asked by hand.
