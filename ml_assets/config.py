@@ -81,7 +81,7 @@ class RetrainSettings(_Strict):
     performance_floor: float | None = None
 
     @model_validator(mode="after")
-    def _check_schedule(self) -> "RetrainSettings":
+    def _check_schedule(self) -> RetrainSettings:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:

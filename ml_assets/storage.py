@@ -18,10 +18,11 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from filelock import FileLock
 
@@ -252,7 +253,7 @@ class VersionedStore:
                 source_name=path.name,
                 source_path=str(path),
                 size=target.stat().st_size,
-                registered_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
             )
             return record, None
         finally:

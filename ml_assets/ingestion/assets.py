@@ -103,8 +103,8 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         ],
     )
     def validated_data(context: dg.AssetExecutionContext, raw_data):
-        from ml_assets.ingestion.contract_file import contract_for_version
         from ml_assets.core.contract import validate_table
+        from ml_assets.ingestion.contract_file import contract_for_version
 
         key = context.partition_key
         contract, created = contract_for_version(raw_data, settings, contract_path(env, settings), key)

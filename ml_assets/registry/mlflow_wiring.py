@@ -17,8 +17,9 @@ one MLflow run per Dagster run. Its gaps, handled here:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import dagster as dg
 

@@ -122,7 +122,7 @@ def test_weekly_retrain_targets_the_newest_valid_version(tmp_path, instance):
     assert schedule.cron_schedule == "0 4 * * 0" and schedule.execution_timezone == "Europe/Paris"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
-    when = datetime.datetime(2026, 11, 22, 4, 0, tzinfo=datetime.timezone.utc)
+    when = datetime.datetime(2026, 11, 22, 4, 0, tzinfo=datetime.UTC)
     context = dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
     )
