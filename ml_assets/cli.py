@@ -27,6 +27,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     warnings.filterwarnings("ignore")
     for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)

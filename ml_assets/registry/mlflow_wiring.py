@@ -67,6 +67,17 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
         return experiment.experiment_id
 
 
+def _ended_status(tracking_uri: str, experiment_id: str, dagster_run_id: str) -> str | None:
+    """FINISHED/FAILED/KILLED when this Dagster run's MLflow run exists and has ended."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [experiment_id], f"tags.dagster_run_id = '{dagster_run_id}'", max_results=1
+    )
+    status = runs[0].info.status if runs else None
+    return status if status in ("FINISHED", "FAILED", "KILLED") else None
+
+
 def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location: str):
     """dagster-mlflow's `mlflow_tracking`, configured, with the experiment created first."""
 
@@ -80,14 +91,23 @@ def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location:
         import mlflow
         from dagster_mlflow import mlflow_tracking
 
-        ensure_experiment(tracking_uri, experiment, artifact_location)
+        experiment_id = ensure_experiment(tracking_uri, experiment, artifact_location)
+        ended = _ended_status(tracking_uri, experiment_id, context.run_id)
         generator = mlflow_tracking.resource_fn(context)
         handle = next(generator)
+        # dagster-mlflow records the run id only when it resumed a run; when it started one,
+        # take it from the active run, so `finish_mlflow_run` continues that very run.
+        if handle.mlflow_run_id is None and mlflow.active_run() is not None:
+            handle.mlflow_run_id = mlflow.active_run().info.run_id
         try:
             yield handle
         finally:
             if mlflow.active_run() is not None:
-                mlflow.end_run(status="FAILED")
+                # Still open: this process's step failed before finishing the run (FAILED),
+                # or this process only resumed a run that had already ended (`execute_job`
+                # sets up the resources again after the run, to build its result): give that
+                # run back the status it had, instead of turning a success into a failure.
+                mlflow.end_run(status=ended or "FAILED")
             generator.close()
 
     return mlflow_run.configured(

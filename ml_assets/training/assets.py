@@ -197,7 +197,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
                 **{f"metric/{m}": dg.MetadataValue.float(float(v)) for m, v in metrics.items()},
                 "metrics": markdown_table(rows, ["metric", "model", "baseline", "champion"]),
                 "champion_version": champion["version"] if champion else "none",
-                "decision": ("promote" if decision.promote else "keep champion") + f": {decision.reason}",
+                "decision": decision.reason,
                 "test_rows": len(X_test),
                 "plots": png_markdown(images),
             },

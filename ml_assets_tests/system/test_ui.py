@@ -41,9 +41,19 @@ def trained_ui(tmp_path):
         assert demo.returncode == 0, demo.stderr
         home = tmp_path / "home"
         store = VersionedStore(home / "store", "breast_cancer")
+        instance = dev.instance()
+
+        def finished_runs(key):
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
+            return [r for r in runs if r.is_finished]
+
+        # Watched through the Dagster instance, not the MLflow store: a test polling a fresh
+        # MLflow sqlite file races the run that creates its tables.
+        good = wait_for(lambda: next(iter(store.versions()), None), 120, "the demo file to become a data version")
+        [run] = wait_for(lambda: finished_runs(good), 300, "the sensor's run of the demo version", interval=2)
+        assert run.status == dg.DagsterRunStatus.SUCCESS, dev.log_text()[-3000:]
         registry = ModelRegistry(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", model_name="breast_cancer")
-        champion = wait_for(registry.champion, 300, "the sensor to train the demo champion", interval=2)
-        good = champion["data_version"]
+        assert registry.champion()["data_version"] == good
 
         import pandas as pd
 
@@ -51,13 +61,7 @@ def trained_ui(tmp_path):
         (home / "landing" / "scanner_b.csv").write_text(bad_rows.to_csv(index=False))
         bad = wait_for(lambda: next((k for k in store.versions() if k.startswith("scanner_b-")), None),
                        120, "scanner_b.csv to become a data version")
-        instance = dev.instance()
-
-        def finished_bad_run():
-            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": bad}))
-            return [r for r in runs if r.is_finished]
-
-        [run] = wait_for(finished_bad_run, 180, "the bad version's run to finish", interval=2)
+        [run] = wait_for(lambda: finished_runs(bad), 180, "the bad version's run to finish", interval=2)
         assert run.status == dg.DagsterRunStatus.FAILURE
         yield dev, good, bad
     finally:
@@ -178,23 +182,27 @@ def _evaluation_report(browser: Browser, good: str):
     dialog.wait_for(state="hidden")
 
 
-def _check_history(browser: Browser, asset: str, check: str) -> str:
+def _check_history(browser: Browser, asset: str, check: str) -> tuple[str, str]:
+    """The check's overview text, then its execution history (one row per evaluation)."""
     page = browser.open(f"/assets/{asset}?view=checks&checkDetail={check}", check)
+    page.get_by_text("Latest execution", exact=True).first.wait_for()
+    overview = browser.text()
     page.get_by_text("Execution history", exact=True).first.click()
     page.get_by_text("Evaluation result", exact=True).first.wait_for()
     page.wait_for_load_state("networkidle")
-    return browser.text()
+    return overview, browser.text()
 
 
 def _checks(browser: Browser, good: str, bad: str):
-    text = _check_history(browser, "validated_data", "data_contract")
-    assert "blocking" in text or "Execution history" in text
+    overview, text = _check_history(browser, "validated_data", "data_contract")
+    assert "This is a blocking asset check." in overview
     rows = {key: _row_status(browser, key) for key in (good, bad)}
     assert rows == {good: "Passed", bad: "Failed"}, rows
     assert "column 'mean_area' is missing" in text
     browser.shot("06_data_contract_checks")
 
-    _check_history(browser, "evaluation_report", "quality_gate")
+    overview, _ = _check_history(browser, "evaluation_report", "quality_gate")
+    assert "This is a blocking asset check." in overview
     assert _row_status(browser, good) == "Passed"
     assert "all gates passed" in browser.text()
     browser.shot("07_quality_gate_checks")
