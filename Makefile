@@ -25,8 +25,9 @@ dev: install
 	$(BIN)/ml-assets demo --if-empty
 	$(BIN)/dagster dev --host $(HOST) --port $(PORT) -w workspace.yaml
 
+# Two workers: most tests wait on subprocesses, sqlite and MLflow, so two run well side by side.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The second suite: the UI in headless Chromium, PostgreSQL, Celery workers with a Redis
 # broker, the Kubernetes files. Installs the `system` extra and the Debian packages it needs
