@@ -71,6 +71,9 @@ def run_measured(
 # Set by `--snapshot`: a frozen copy of the ml_assets package that every case imports instead
 # of the working tree (which others may be editing while the benchmark runs).
 CODE_PATH: str | None = None
+# Set by `--threads N`: OMP_NUM_THREADS for every case (the fit's OpenMP threads), which makes
+# wall times far less sensitive to other processes competing for the cores.
+THREADS: int | None = None
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -80,6 +83,8 @@ def base_env(**extra: str) -> dict[str, str]:
     env.pop("PYTHONPATH", None)
     if CODE_PATH:
         env["PYTHONPATH"] = CODE_PATH
+    if THREADS:
+        env["OMP_NUM_THREADS"] = str(THREADS)
     env["PYTHONHASHSEED"] = "0"
     env.update(extra)
     return env

@@ -71,6 +71,7 @@ def render(results: dict) -> str:
         "ml_assets benchmark: (a) bare script vs (b) ml-assets run vs (c) a launched run",
         f"machine: {m['platform']}, {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        f"code: {results.get('code', {})}; options: {results.get('options', {})}",
         f"load average at start {m['load_start']}, at end {m.get('load_end')}"
         + ("  (WARNING: the machine was busy; wall times are inflated and noisy, the CPU "
            "columns less so)" if m.get("busy") else ""),

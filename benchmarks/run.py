@@ -102,6 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--snapshot", metavar="REV", nargs="?", const="HEAD", default=None,
                         help="run a frozen copy of ml_assets at git revision REV (default HEAD) "
                         "instead of the working tree, e.g. while others are editing it")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="OMP_NUM_THREADS=N for every case (default: unset, all cores)")
     args = parser.parse_args(argv)
     if args.sizes:
         try:
@@ -122,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results: dict = {"machine": _machine(), "options": {
         "sizes": list(args.sizes), "repeat_smallest": args.repeat, "ticks": args.ticks,
-        "files": args.files, "quick": args.quick}, "sizes": {}}
+        "files": args.files, "quick": args.quick, "threads": args.threads}, "sizes": {}}
+    proc.THREADS = args.threads
     results["code"] = _code(args.snapshot, work)
     _log(f"working folder {work}; code {results['code']}")
     try:
@@ -178,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     if "summary" in results:
-        print(render(results))
-    print(f"\n{results['seconds_total']:.0f} s in all; results written to {args.out}")
+        table = render(results)
+        args.out.with_suffix(".txt").write_text(table + "\n")
+        print(table)
+    print(f"\n{results['seconds_total']:.0f} s in all; results written to {args.out} "
+          f"(and the table to {args.out.with_suffix('.txt').name})")
     return 1 if "error" in results else 0
 
 
