@@ -31,7 +31,8 @@ def main(table: str, pipeline_file: str) -> dict:
 
     from ml_assets.config import ContractSettings, ModelSettings
 
-    raw = yaml.safe_load(open(pipeline_file, encoding="utf-8"))
+    with open(pipeline_file, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
     settings = SimpleNamespace(
         name=raw["name"],
         target=raw["target"],

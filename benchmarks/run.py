@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -47,7 +47,7 @@ def _machine() -> dict:
         "versions": {d: version(d) for d in ("dagster", "mlflow", "great_expectations",
                                              "scikit-learn", "pandas", "pyarrow")},
         "load_start": [round(x, 2) for x in load],
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -37,9 +37,9 @@ def main(work: Path, files: int, ticks: int) -> dict:
 
     import dagster as dg
 
+    from ml_assets.config import load_settings
     from ml_assets.definitions import build_definitions
     from ml_assets.environment import load_environment
-    from ml_assets.config import load_settings
     from ml_assets.partitions import DATA_VERSION
     from ml_assets.storage import VersionedStore
 
