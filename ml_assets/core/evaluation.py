@@ -44,8 +44,8 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _labelled(X: Any, y: pd.Series) -> tuple[Any, pd.Series]:
-    """Rows with a label (metrics cannot be computed on missing labels)."""
+def labelled(X: Any, y: pd.Series) -> tuple[Any, pd.Series]:
+    """Rows with a label (metrics cannot be computed on missing labels), index reset."""
     y = pd.Series(y).reset_index(drop=True)
     keep = y.notna().to_numpy()
     if keep.all():
@@ -90,6 +90,26 @@ def _scores(model: Any, X: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
     return None, None
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """A model's outputs on some rows, computed once and shared by metrics, confusion and plots
+    (on a million rows each pass through a gradient-boosting model costs seconds)."""
+
+    pred: np.ndarray
+    proba: np.ndarray | None = None  # predict_proba, classifiers that offer it
+    decision: np.ndarray | None = None  # decision_function, classifiers without predict_proba
+    classes: list[Any] | None = None  # model.classes_, classifiers only
+
+
+def predict(model: Any, X: Any, task: str = "classification") -> Predictions:
+    """Run the model over X once: predictions, and for classifiers their scores and classes."""
+    pred = np.asarray(model.predict(X))
+    if task == "regression" or not hasattr(model, "classes_"):
+        return Predictions(pred)
+    proba, decision = _scores(model, X)
+    return Predictions(pred, proba, decision, _classes(model))
+
+
 def _safe(fn, *args, **kwargs) -> float | None:
     """A metric, or None when it is undefined on these rows (sklearn warns or raises)."""
     with warnings.catch_warnings():
@@ -132,13 +152,22 @@ def score(
     these rows (one class present, one row, ...) is left out. Rows with a missing label are
     not scored.
     """
-    from sklearn import metrics as skm
-
-    X, y = _labelled(X, y)
+    X, y = labelled(X, y)
     if len(y) == 0:
         return {}
-    pred = np.asarray(model.predict(X))
+    return score_predictions(predict(model, X, task), y, task, positive_label)
 
+
+def score_predictions(
+    p: Predictions, y: pd.Series, task: str, positive_label: Any = None
+) -> dict[str, float]:
+    """score() from predictions already made on labelled rows (see labelled())."""
+    from sklearn import metrics as skm
+
+    y = pd.Series(y).reset_index(drop=True)
+    if len(y) == 0:
+        return {}
+    pred = p.pred
     if task == "regression":
         y_true = y.to_numpy(dtype=float)
         pred = pred.astype(float)
@@ -152,9 +181,9 @@ def score(
     if task != "classification":
         raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
 
-    classes = _classes(model)
+    classes = p.classes if p.classes is not None else []
     y_true = y.to_numpy()
-    proba, decision = _scores(model, X)
+    proba, decision = p.proba, p.decision
     out: dict[str, float | None] = {"accuracy": _safe(skm.accuracy_score, y_true, pred)}
 
     if len(classes) == 2:
@@ -234,11 +263,17 @@ def baseline_scores(
 
 def confusion(model: Any, X: Any, y: pd.Series) -> dict:
     """{"labels": [...], "matrix": [[...]]}: rows are actual labels, columns predicted."""
+    X, y = labelled(X, y)
+    return confusion_predictions(predict(model, X), y)
+
+
+def confusion_predictions(p: Predictions, y: pd.Series) -> dict:
+    """confusion() from predictions already made on labelled rows."""
     from sklearn.metrics import confusion_matrix
 
-    X, y = _labelled(X, y)
-    pred = np.asarray(model.predict(X))
-    labels = _classes(model) if hasattr(model, "classes_") else []
+    y = pd.Series(y).reset_index(drop=True)
+    pred = p.pred
+    labels = list(p.classes) if p.classes is not None else []
     extra = {_plain(v) for v in pd.unique(y.to_numpy())} - set(labels)
     labels = labels + sorted(extra, key=str)  # labels seen only in the held-out rows
     if len(y) == 0 or not labels:
@@ -313,11 +348,11 @@ def _confusion_png(cm: dict) -> bytes:
     return _png(fig)
 
 
-def _curve_pngs(model: Any, X: Any, y: pd.Series, positive_label: Any) -> tuple[bytes, bytes]:
+def _curve_pngs(p: Predictions, y: pd.Series, positive_label: Any) -> tuple[bytes, bytes]:
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-    classes = _classes(model)
-    proba, decision = _scores(model, X)
+    classes = p.classes or []
+    proba, decision = p.proba, p.decision
     y_true = y.to_numpy()
     curves: list[tuple[str, np.ndarray, np.ndarray]] = []  # (name, is_pos, score)
     if len(classes) == 2:
@@ -346,7 +381,7 @@ def _curve_pngs(model: Any, X: Any, y: pd.Series, positive_label: Any) -> tuple[
         if n_pos == 0 or n_pos == len(is_pos):
             continue  # a curve needs both positives and negatives
         fpr, tpr, _ = roc_curve(is_pos, s)
-        prec, rec, _ = precision_recall_curve(is_pos, s)
+        prec, rec, _ = precision_recall_curve(is_pos, s, drop_intermediate=True)
         ap = average_precision_score(is_pos, s)
         label = "" if binary else f"{_short(name, 14)}: "
         roc_ax.plot(fpr, tpr, lw=1.5, label=f"{label}AUC = {auc(fpr, tpr):.3f}")
@@ -390,9 +425,9 @@ def _sample(y_true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return y_true[idx], pred[idx]
 
 
-def _regression_pngs(model: Any, X: Any, y: pd.Series) -> dict[str, bytes]:
+def _regression_pngs(p: Predictions, y: pd.Series) -> dict[str, bytes]:
     y_true = y.to_numpy(dtype=float)
-    pred = np.asarray(model.predict(X), dtype=float)
+    pred = np.asarray(p.pred, dtype=float)
     n = len(y_true)
     y_s, p_s = _sample(y_true, pred)
     shown = f" ({len(y_s)} of {n} rows)" if len(y_s) < n else f" ({n} rows)"
@@ -414,7 +449,7 @@ def _regression_pngs(model: Any, X: Any, y: pd.Series) -> dict[str, bytes]:
         lo = float(min(y_true.min(), pred.min()))
         hi = float(max(y_true.max(), pred.max()))
         ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1, label="perfect prediction")
-        r2 = score(model, X, y, "regression").get("r2")
+        r2 = score_predictions(p, y, "regression").get("r2")
         if r2 is not None:
             ax.plot([], [], " ", label=f"R² = {r2:.3f}")
         ax.legend(loc="upper left", fontsize=9)
@@ -433,12 +468,20 @@ def plots(
     classification: "confusion_matrix", "roc_curve", "pr_curve" (multiclass: one-vs-rest);
     regression: "residuals", "predicted_vs_actual".
     """
-    X, y = _labelled(X, y)
+    X, y = labelled(X, y)
+    return plot_predictions(predict(model, X, task), y, task, positive_label)
+
+
+def plot_predictions(
+    p: Predictions, y: pd.Series, task: str, positive_label: Any = None
+) -> dict[str, bytes]:
+    """plots() from predictions already made on labelled rows."""
+    y = pd.Series(y).reset_index(drop=True)
     if task == "regression":
-        return _regression_pngs(model, X, y)
-    roc, pr = _curve_pngs(model, X, y, positive_label)
+        return _regression_pngs(p, y)
+    roc, pr = _curve_pngs(p, y, positive_label)
     return {
-        "confusion_matrix": _confusion_png(confusion(model, X, y)),
+        "confusion_matrix": _confusion_png(confusion_predictions(p, y)),
         "roc_curve": roc,
         "pr_curve": pr,
     }

@@ -59,6 +59,7 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
                 key=key,
                 dagster_run_id=context.run_id,
                 model=model,
+                model_file=store.store.artifact_path(key, "model", "skops"),
                 report=evaluation_report,
                 plot_dir=store.store.version_dir(key) / "evaluation_plots",
                 contract_file=contract_path(env, settings),

@@ -138,16 +138,21 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
 
         key = context.partition_key
         X_train, y_train, X_test, y_test = train_test(features, target)
-        pos = settings.positive_label
-        metrics = evaluation.score(model, X_test, y_test, settings.task, pos)
-        baseline = evaluation.baseline_scores(y_train, X_test, y_test, settings.task, pos)
+        pos, task = settings.positive_label, settings.task
+        # The model goes over the held-out rows once; metrics, confusion and plots share it.
+        X_eval, y_eval = evaluation.labelled(X_test, y_test)
+        predictions = evaluation.predict(model, X_eval, task)
+        metrics = evaluation.score_predictions(predictions, y_eval, task, pos)
+        baseline = evaluation.baseline_scores(y_train, X_test, y_test, task, pos)
         gate = evaluation.quality_gate(metrics, settings, baseline)
 
         champion = registry.champion()
         champion_metrics = None
         if champion is not None:
             champion_model = registry.load_version_or_fail(champion["version"])
-            champion_metrics = evaluation.score(champion_model, X_test, y_test, settings.task, pos)
+            champion_metrics = evaluation.score_predictions(
+                evaluation.predict(champion_model, X_eval, task), y_eval, task, pos
+            )
             champion = {**champion, "metrics_on_these_rows": champion_metrics}
         evaluated = (champion or {}).get("metrics", {}).get(settings.primary_metric)
         decision = evaluation.decide_promotion(
@@ -159,7 +164,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             n_rows=len(y_test), champion_evaluated=evaluated,
         )
 
-        images = evaluation.plots(model, X_test, y_test, settings.task, pos)
+        images = evaluation.plot_predictions(predictions, y_eval, task, pos)
         plot_dir = store.store.version_dir(key) / "evaluation_plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
         for name, png in images.items():
@@ -167,7 +172,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
 
         report = {
             "data_version": key,
-            "task": settings.task,
+            "task": task,
             "primary_metric": settings.primary_metric,
             "train_rows": len(X_train),
             "test_rows": len(X_test),
@@ -179,8 +184,8 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             "plots": sorted(images),
             "input_example": X_test.head(5).to_dict(orient="records"),
         }
-        if settings.task == "classification":
-            report["confusion"] = evaluation.confusion(model, X_test, y_test)
+        if task == "classification":
+            report["confusion"] = evaluation.confusion_predictions(predictions, y_eval)
 
         rows = [
             {
