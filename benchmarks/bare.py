@@ -9,6 +9,13 @@ process start to end by the caller, so its imports count just as the pipeline's 
     fit       split_rows + train_test + build_pipeline(...).fit (the pipeline's defaults)
     evaluate  ml_assets.core.evaluation.score on the held-out rows
 
+With `--mlflow TRACKING_URI` it is case (a+): the same script, then what a careful script
+would do to keep its model (phase "track"): the evaluation plots, one MLflow run with the
+parameters, metrics and plots, the model logged with mlflow.sklearn.log_model (skops, a
+signature and an input example, the same pinned requirements) and registered with the
+`champion` alias. That is the work `registered_model_version` and the plots of
+`evaluation_report` do, so (b) - (a+) is what the orchestration itself costs.
+
 It does not load the settings through `ml_assets.config.load_settings`: that validates the
 retrain cron with Dagster's helper and so imports dagster, which a bare script would not.
 The defaults come from the same pydantic models instead. Prints one JSON line of phase
@@ -24,7 +31,43 @@ import time
 STARTED = time.perf_counter()
 
 
-def main(table: str, pipeline_file: str) -> dict:
+def track(tracking_uri: str, settings, pipeline, metrics: dict, X_test, y_test) -> None:
+    """Plots, an MLflow run, log_model and registration: what (b) does beyond (a)."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    import mlflow.sklearn
+    import skops.io as sio
+    from mlflow.models import infer_signature
+
+    from ml_assets.core.evaluation import plots
+    from ml_assets.registry.registration import no_site_packages_scan, pip_requirements
+
+    images = plots(pipeline, X_test, y_test, settings.task, settings.positive_label)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(settings.name)
+    with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({"estimator": settings.model.estimator, "seed": settings.seed,
+                           "test_size": settings.test_size})
+        mlflow.log_metrics(metrics)
+        for name, png in images.items():
+            (Path(tmp) / f"{name}.png").write_bytes(png)
+            mlflow.log_artifact(str(Path(tmp) / f"{name}.png"), artifact_path="plots")
+        example = X_test.head(5)
+        with no_site_packages_scan():
+            info = mlflow.sklearn.log_model(
+                pipeline, name="model", input_example=example,
+                signature=infer_signature(example, pipeline.predict_proba(example)),
+                pip_requirements=pip_requirements(),
+                skops_trusted_types=sio.get_untrusted_types(data=sio.dumps(pipeline)),
+            )
+        version = mlflow.register_model(info.model_uri, settings.name)
+        mlflow.MlflowClient().set_registered_model_alias(settings.name, "champion",
+                                                         version.version)
+
+
+def main(table: str, pipeline_file: str, tracking_uri: str | None = None) -> dict:
     from types import SimpleNamespace
 
     import yaml
@@ -84,7 +127,10 @@ def main(table: str, pipeline_file: str) -> dict:
     from ml_assets.core.evaluation import score
 
     metrics = score(pipeline, X_test, y_test, settings.task, settings.positive_label)
-    mark("evaluate", t)
+    t = mark("evaluate", t)
+    if tracking_uri:
+        track(tracking_uri, settings, pipeline, metrics, X_test, y_test)
+        mark("track", t)
     return {
         "rows": len(df),
         "phases": phases,
@@ -96,6 +142,12 @@ def main(table: str, pipeline_file: str) -> dict:
 
 
 if __name__ == "__main__":
-    out = main(sys.argv[1], sys.argv[2])
+    args = sys.argv[1:]
+    uri = None
+    if "--mlflow" in args:
+        at = args.index("--mlflow")
+        uri = args[at + 1]
+        del args[at:at + 2]
+    out = main(args[0], args[1], uri)
     out["seconds_in_process"] = round(time.perf_counter() - STARTED, 3)
     print("BARE_RESULT " + json.dumps(out))

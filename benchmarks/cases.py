@@ -145,6 +145,22 @@ def case_bare(table: Path, work: Path) -> dict:
             "imported_mlflow": result["imported_mlflow"]}
 
 
+def case_bare_mlflow(table: Path, work: Path) -> dict:
+    """(a+) the bare script, then plots and MLflow tracking and registration, in a fresh
+    process, against an MLflow sqlite store created beforehand as (b) and (c) have theirs."""
+    home = prepare_home(work, None)
+    uri = f"sqlite:///{home.ml_home / 'mlflow.db'}"
+    m = run_measured([PYTHON, str(HERE / "bare.py"), str(table), str(work / "ml_assets.yaml"),
+                      "--mlflow", uri],
+                     env=base_env(GX_ANALYTICS_ENABLED="False"), cwd=work, log_dir=home.logs,
+                     name="bare_mlflow")
+    _check(m, "bare script with MLflow")
+    result = _json_line(m.stdout, "BARE_RESULT")
+    return {**_figures(m), "phases": result["phases"], "metrics": result["metrics"],
+            "imported_dagster": result["imported_dagster"],
+            "imported_mlflow": result["imported_mlflow"]}
+
+
 def case_cli(table: Path, work: Path) -> tuple[dict, Home]:
     """(b) `ml-assets run` with the table in the landing folder."""
     home = prepare_home(work, table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 CASES = {
     "a": "(a) bare script",
+    "m": "(a+) bare script + MLflow",
     "b": "(b) ml-assets run",
     "c": "(c) dagster asset materialize",
 }
@@ -19,11 +20,11 @@ def summarize(results: dict) -> dict:
     sizes = results["sizes"]
     ratios = {}
     for rows, cases in sizes.items():
-        a = cases["a"]
         ratios[rows] = {
-            f"{k}/a": {"wall": round(cases[k]["wall"] / a["wall"], 3),
-                       "cpu": round(cases[k]["cpu"] / a["cpu"], 3)}
-            for k in ("b", "c")
+            f"{k}/{base}": {"wall": round(cases[k]["wall"] / cases[base]["wall"], 3),
+                            "cpu": round(cases[k]["cpu"] / cases[base]["cpu"], 3)}
+            for k, base in (("m", "a"), ("b", "a"), ("c", "a"), ("b", "m"), ("c", "m"))
+            if k in cases and base in cases
         }
         raw = cases.get("raw_table_bytes")
         if raw:
@@ -34,21 +35,27 @@ def summarize(results: dict) -> dict:
     s = sizes[smallest]
     summary["fixed_overhead"] = {
         "rows": int(smallest),
-        "b-a": round(s["b"]["wall"] - s["a"]["wall"], 3),
-        "c-a": round(s["c"]["wall"] - s["a"]["wall"], 3),
+        **{f"{k}-{base}": round(s[k]["wall"] - s[base]["wall"], 3)
+           for k, base in (("b", "a"), ("c", "a"), ("b", "m"), ("c", "m"))
+           if k in s and base in s},
     }
 
     def at(rows_key, what):
-        return ratios[rows_key][what]["wall"] if rows_key in ratios else None
+        return ratios.get(rows_key, {}).get(what, {}).get("wall")
 
     big = "1000000" if "1000000" in sizes else largest
     big_note = "" if big == "1000000" else f" (1M not run: at {int(big):,})"
     peak = ratios[big].get("peak/raw", {})
+    fo = summary["fixed_overhead"]
     targets = [
         (f"b/a wall at 1M rows{big_note}", at(big, "b/a"), 1.3, ""),
         (f"c/a wall at 1M rows{big_note}", at(big, "c/a"), 1.3, ""),
-        (f"fixed overhead b-a at {int(smallest):,} rows", summary["fixed_overhead"]["b-a"], 3.0, "s"),
-        (f"fixed overhead c-a at {int(smallest):,} rows", summary["fixed_overhead"]["c-a"], 3.0, "s"),
+        (f"fixed overhead b-a at {int(smallest):,} rows", fo.get("b-a"), 3.0, "s"),
+        (f"fixed overhead c-a at {int(smallest):,} rows", fo.get("c-a"), 3.0, "s"),
+        (f"  same work (a+ = a + plots + MLflow): b/a+ at 1M{big_note}", at(big, "b/m"), 1.3, ""),
+        (f"  c/a+ at 1M{big_note}", at(big, "c/m"), 1.3, ""),
+        (f"  fixed overhead b-(a+) at {int(smallest):,} rows", fo.get("b-m"), 3.0, "s"),
+        (f"  fixed overhead c-(a+) at {int(smallest):,} rows", fo.get("c-m"), 3.0, "s"),
         ("no-op ml-assets run, wall", results.get("noop", {}).get("wall"), 1.5, "s"),
         ("import ml_assets.definitions - import dagster",
          results.get("imports", {}).get("difference"), 0.5, "s"),
@@ -68,7 +75,8 @@ def summarize(results: dict) -> dict:
 def render(results: dict) -> str:
     m = results["machine"]
     lines = [
-        "ml_assets benchmark: (a) bare script vs (b) ml-assets run vs (c) a launched run",
+        ("ml_assets benchmark: (a) bare script, (a+) bare script + MLflow, (b) ml-assets run, "
+         "(c) a launched run"),
         f"machine: {m['platform']}, {m['cpus']} CPUs, {m['memory_gb']} GB; python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         f"code: {results.get('code', {})}; options: {results.get('options', {})}",
@@ -78,15 +86,18 @@ def render(results: dict) -> str:
         "",
     ]
     header = (f"{'rows':>10}  {'case':<31} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} "
-              f"{'x a wall':>9} {'x a cpu':>8} {'peak/raw':>9}")
+              f"{'x a wall':>9} {'x a cpu':>8} {'x a+ wall':>10} {'peak/raw':>9}")
     lines += [header, "-" * len(header)]
     summary = results["summary"]
     for rows, cases in sorted(results["sizes"].items(), key=lambda kv: int(kv[0])):
         ratios = summary["ratios"][rows]
         for key, label in CASES.items():
+            if key not in cases:
+                continue
             c = cases[key]
             rw = ratios.get(f"{key}/a", {}).get("wall")
             rc = ratios.get(f"{key}/a", {}).get("cpu")
+            rm = ratios.get(f"{key}/m", {}).get("wall")
             pr = ratios.get("peak/raw", {}).get(key)
             spread = ""
             if "walls" in c:
@@ -94,7 +105,8 @@ def render(results: dict) -> str:
             lines.append(
                 f"{_size_label(int(rows)):>10}  {label:<31} {c['wall']:8.2f} {c['cpu']:8.2f} "
                 f"{c['max_rss'] / MB:8.0f} {'' if rw is None else f'{rw:.2f}':>9} "
-                f"{'' if rc is None else f'{rc:.2f}':>8} {'' if pr is None else f'{pr:.2f}':>9}"
+                f"{'' if rc is None else f'{rc:.2f}':>8} {'' if rm is None else f'{rm:.2f}':>10} "
+                f"{'' if pr is None else f'{pr:.2f}':>9}"
                 + spread
             )
         raw = cases.get("raw_table_bytes")
@@ -112,27 +124,32 @@ def render(results: dict) -> str:
         ("features (split, parquet)", None, "features"),
         ("fit / model", "fit", "model"),
         ("score / evaluation_report", "evaluate", "evaluation_report"),
+        ("a+: plots + MLflow tracking", "track", None),
         ("registered_model_version", None, "registered_model_version"),
         ("drift_report", None, "drift_report"),
         ("between steps (events, IO)", None, "between_steps"),
     ]
     sizes = sorted(results["sizes"], key=int)
-    head = f"{'':<30}" + "".join(f"{_size_label(int(r)) + ' ' + k:>14}" for r in sizes
-                                   for k in ("a", "b", "c"))
+    keys = [k for k in ("a", "m", "b", "c") if k in results["sizes"][sizes[0]]]
+    names = {"m": "a+"}
+    head = f"{'':<30}" + "".join(f"{_size_label(int(r)) + ' ' + names.get(k, k):>14}"
+                                   for r in sizes for k in keys)
     lines += [head, "-" * len(head)]
     for label, a_key, bc_key in step_rows:
         row = f"{label:<30}"
         for rows in sizes:
             cases = results["sizes"][rows]
-            for k in ("a", "b", "c"):
+            for k in keys:
                 value = None
-                if k == "a":
-                    phases = cases["a"].get("phases", {})
+                if k in ("a", "m"):
+                    phases = cases[k].get("phases", {})
                     if a_key == "startup":
-                        value = cases["a"]["wall"] - sum(
+                        value = cases[k]["wall"] - sum(
                             v for p, v in phases.items() if p != "startup_to_main")
                     elif a_key:
                         value = phases.get(a_key)
+                elif bc_key is None:
+                    value = None
                 elif bc_key in ("outside_run", "between_steps"):
                     value = cases[k].get(bc_key)
                 else:
@@ -164,7 +181,9 @@ def render(results: dict) -> str:
             f"min {s['min'] * 1000:.0f}, max {s['max'] * 1000:.0f}); registering the {s['files']} files took "
             f"{s['register_seconds']:.2f} s")
     fo = summary["fixed_overhead"]
-    extra.append(f"fixed overhead at {fo['rows']:,} rows: b-a {fo['b-a']:+.2f} s, c-a {fo['c-a']:+.2f} s")
+    extra.append(f"fixed overhead at {fo['rows']:,} rows: "
+                 + ", ".join(f"{k.replace('-m', '-(a+)')} {v:+.2f} s"
+                             for k, v in fo.items() if k != "rows"))
     init = [results["sizes"][r][k].get("home_init_seconds") for r in sizes for k in ("b", "c")]
     init = [x for x in init if x is not None]
     if init:

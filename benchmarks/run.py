@@ -142,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
                            "generate_seconds": round(time.perf_counter() - t0, 2)}
             entry["raw_table_bytes"] = _raw_table_bytes(table)
             reps = args.repeat if rows == smallest else 1
-            measured: dict[str, list] = {"a": [], "b": [], "c": []}
+            measured: dict[str, list] = {"a": [], "m": [], "b": [], "c": []}
             for rep in range(reps):
                 # Interleaved, so a slow moment of the machine does not hit one case only.
                 _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (a) bare script")
                 measured["a"].append(cases.case_bare(table, work / f"a_{rows}_{rep}"))
+                _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (a+) bare script + MLflow")
+                measured["m"].append(cases.case_bare_mlflow(table, work / f"m_{rows}_{rep}"))
                 _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (b) ml-assets run")
                 b, home = cases.case_cli(table, work / f"b_{rows}_{rep}")
                 measured["b"].append(b)
@@ -155,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                     results["noop"] = cases.case_noop(home, repeats=3)
                 _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (c) dagster asset materialize")
                 measured["c"].append(cases.case_launched(table, work / f"c_{rows}_{rep}"))
-                for name in ("a", "b", "c"):
+                for name in measured:
                     _log(f"  {name}: {measured[name][-1]['wall']:.2f} s wall")
                 if not args.keep:
-                    for name in ("a", "b", "c"):
+                    for name in measured:
                         shutil.rmtree(work / f"{name}_{rows}_{rep}", ignore_errors=True)
             for name, runs in measured.items():
                 entry[name] = cases.median_of(runs)

@@ -13,8 +13,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 EXIT_OK, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
+
+
+class RunOutcome(NamedTuple):
+    run_id: str
+    success: bool
 
 
 class UsageError(Exception):
@@ -86,6 +92,30 @@ def _step_note(step) -> str:
     return "; ".join(n for n in notes if n)
 
 
+def _execute(instance, key: str, trigger: str, asset_selection=None, tags=None,
+             reexecution_options=None):
+    """Run the train job for one data version in this process, as the code location defines it.
+
+    Through dg.execute_job on the reconstructable job rather than execute_in_process: the
+    latter keeps every step's output in memory for the result object (on a million rows,
+    several copies of the table), while execute_job hands outputs to the IO manager only.
+    Returns (run_id, success).
+    """
+    import dagster as dg
+
+    from ml_assets import definitions
+
+    with dg.execute_job(
+        dg.reconstructable(definitions.train_job),
+        instance=instance,
+        asset_selection=asset_selection,
+        reexecution_options=reexecution_options,
+        tags={"dagster/partition": key, "ml_assets/trigger": trigger, **(tags or {})},
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    ) as result:
+        return RunOutcome(result.run_id, result.success)
+
+
 def _check_model_settings(env, settings, store) -> None:
     """model.params are checked against the estimator, which needs scikit-learn (1-2 s to
     import); settings already found good are remembered in the store, so a no-op run stays fast."""
@@ -135,7 +165,8 @@ def cmd_run(args) -> int:
         in_progress = store.base / ".cli_run_in_progress"
         in_progress.touch()
         code = _run_locked(env, settings, instance, store)
-        in_progress.unlink(missing_ok=True)  # kept when killed: the next run resumes
+        # Kept when killed or on an error: the next run then looks for runs to resume.
+        in_progress.unlink(missing_ok=True)
         return code
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -164,13 +195,11 @@ def _run_changed(env, settings, instance, store) -> int:
     """Rematerialise exactly the stale assets of every run version, and say which and why."""
     import dagster as dg
 
-    from ml_assets.definitions import TRAIN_JOB, build_definitions
+    from ml_assets.definitions import defs
     from ml_assets.monitoring.notifications import Notifier
     from ml_assets.partitions import DATA_VERSION
     from ml_assets.staleness import stale_assets
 
-    defs = build_definitions(settings, env)
-    job = defs.resolve_job_def(TRAIN_JOB)
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
     exit_code, fresh, redone = EXIT_OK, 0, 0
@@ -185,14 +214,8 @@ def _run_changed(env, settings, instance, store) -> int:
         print(f"\n{record.key}  ({record.source_name}): {len(stale)} stale asset(s)")
         for asset in stale:
             print(f"  {asset.asset:<26} stale: {'; '.join(asset.reasons)}")
-        result = job.execute_in_process(
-            partition_key=record.key,
-            instance=instance,
-            raise_on_error=False,
-            asset_selection=[dg.AssetKey(a.asset) for a in stale],
-            tags={"ml_assets/trigger": "changed"},
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        )
+        result = _execute(instance, record.key, "changed",
+                          asset_selection=[dg.AssetKey(a.asset) for a in stale])
         exit_code = max(exit_code, _report(instance, result, record.key, record, settings, notifier))
     if redone:
         print(f"{redone} data version(s) rematerialised, {fresh} up to date")
@@ -222,16 +245,11 @@ def _scan_until_settled(env, settings, store, rounds: int = 30):
 
 
 def _run_locked(env, settings, instance, store) -> int:
-    from ml_assets.definitions import TRAIN_JOB, build_definitions
     from ml_assets.ingestion.sensors import unrequested_versions
     from ml_assets.partitions import DATA_VERSION
-    from ml_assets.storage import StoreError
 
-    try:
-        duplicates, refused = _scan_until_settled(env, settings, store)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BLOCKED
+    # A StoreError (unreadable landing folder, full disk, ...) goes up to cmd_run's handler.
+    duplicates, refused = _scan_until_settled(env, settings, store)
     for skipped in duplicates:
         print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
     for skipped in refused:
@@ -246,7 +264,6 @@ def _run_locked(env, settings, instance, store) -> int:
         return EXIT_OK
     instance.add_dynamic_partitions(DATA_VERSION, keys)
     store.mark_claimed(keys)
-    job = build_definitions(settings, env).resolve_job_def(TRAIN_JOB)
 
     from ml_assets.monitoring.notifications import Notifier
 
@@ -256,13 +273,7 @@ def _run_locked(env, settings, instance, store) -> int:
     for key in keys:
         record = store.version(key)
         print(f"\n{key}  ({record.source_name})")
-        result = job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            raise_on_error=False,
-            tags={"ml_assets/trigger": "cli"},
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        )
+        result = _execute(instance, key, "cli")
         exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
     return exit_code
 
@@ -324,8 +335,6 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
     )
     if not orphans:
         return None
-    from ml_assets import definitions
-
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     exit_code = EXIT_OK
     for run in orphans:
@@ -334,15 +343,11 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
         instance.report_run_failed(run, "the `ml-assets run` process running it stopped")
         print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} "
               "from where it stopped")
-        with dg.execute_job(
-            dg.reconstructable(definitions.train_job),
-            instance=instance,
+        result = _execute(
+            instance, key, "cli", tags={"ml_assets/resumed_from": run.run_id},
             reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
-            tags={"dagster/partition": key, "ml_assets/trigger": "cli",
-                  "ml_assets/resumed_from": run.run_id},
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        ) as result:
-            exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
+        )
+        exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
     return exit_code
 
 

@@ -71,11 +71,59 @@ def make_estimator(estimator: str, task: str, params: dict[str, Any], seed: int)
 
 def build_pipeline(roles: ColumnRoles, task: str, estimator: str, params: dict, seed: int):
     from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    model = make_estimator(estimator, task, params, seed)
+    if estimator == "hist_gradient_boosting":
+        transformers = _native_preprocessing(roles, model, params)
+    else:
+        transformers = _encoded_preprocessing(roles)
+    # remainder="drop": id columns and any extra columns in the input are ignored.
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline([("preprocess", preprocess), ("estimator", model)])
+
+
+def _native_preprocessing(roles: ColumnRoles, model, params: dict) -> list:
+    """Histogram gradient boosting takes missing values and categories natively.
+
+    Numeric columns pass through as they are (blanks stay NaN: the trees learn where missing
+    rows go, better than a median would); text columns become one ordinal code each, declared
+    as categorical to the estimator, which splits on groups of categories. One column per
+    feature instead of one per category: on a million rows with a few text columns, a third of
+    the memory during the fit and less time (scikit-learn's "Categorical Feature Support in
+    Gradient Boosting" example). Blank and unseen categories are missing values; categories
+    seen fewer than 5 times share one code.
+    """
+    from sklearn.preprocessing import OrdinalEncoder
+
+    transformers: list = []
+    if roles.numeric:
+        transformers.append(("numeric", "passthrough", list(roles.numeric)))
+    if roles.categorical:
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            min_frequency=5,
+            # Category codes must be below the number of histogram bins.
+            max_categories=int(model.get_params()["max_bins"]),
+            dtype=np.float64,
+        )
+        transformers.append(("categorical", encoder, list(roles.categorical)))
+        if "categorical_features" not in params:
+            model.set_params(
+                categorical_features=[False] * len(roles.numeric) + [True] * len(roles.categorical)
+            )
+    return transformers
+
+
+def _encoded_preprocessing(roles: ColumnRoles) -> list:
+    """Imputation, scaling and one-hot encoding, for estimators that need numbers only."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    transformers = []
+    transformers: list = []
     if roles.numeric:
         numeric = Pipeline(
             [
@@ -104,11 +152,7 @@ def build_pipeline(roles: ColumnRoles, task: str, estimator: str, params: dict, 
             ]
         )
         transformers.append(("categorical", categorical, list(roles.categorical)))
-    # remainder="drop": id columns and any extra columns in the input are ignored.
-    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline(
-        [("preprocess", preprocess), ("estimator", make_estimator(estimator, task, params, seed))]
-    )
+    return transformers
 
 
 def split_rows(y: pd.Series, task: str, test_size: float, seed: int) -> pd.Series:
@@ -134,7 +178,9 @@ def split_rows(y: pd.Series, task: str, test_size: float, seed: int) -> pd.Serie
 
 def train_test(features: pd.DataFrame, target: str):
     """(X_train, y_train, X_test, y_test) from a feature table with its split column."""
-    is_test = features[SPLIT_COLUMN] == "test"
-    X = features.drop(columns=[target, SPLIT_COLUMN])
+    is_test = (features[SPLIT_COLUMN] == "test").to_numpy()
+    columns = [c for c in features.columns if c not in (target, SPLIT_COLUMN)]
+    # One selection per side: no intermediate copy of the whole table without the target.
     y = features[target]
-    return X[~is_test], y[~is_test], X[is_test], y[is_test]
+    return (features.loc[~is_test, columns], y[~is_test],
+            features.loc[is_test, columns], y[is_test])

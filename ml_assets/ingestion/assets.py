@@ -116,7 +116,12 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             context.log.info(f"data contract inferred from {key} and saved to {contract_path(env, settings)}")
 
         labelled = raw_data[settings.target].notna() if settings.target in raw_data else None
-        cleaned = raw_data[labelled] if labelled is not None else raw_data.iloc[0:0]
+        if labelled is None:
+            cleaned = raw_data.iloc[0:0]
+        elif labelled.all():
+            cleaned = raw_data  # no copy of a table that loses no row
+        else:
+            cleaned = raw_data[labelled]
         dropped = len(raw_data) - len(cleaned)
         metadata = {
             "dagster/row_count": len(cleaned),

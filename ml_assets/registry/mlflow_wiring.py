@@ -23,6 +23,8 @@ from typing import Any
 
 import dagster as dg
 
+from ml_assets.registry.registration import CHAMPION_ALIAS, MODEL_ARTIFACT  # noqa: F401 (re-exported)
+
 # MLflow's HTTP client retries each request up to 7 times with exponential backoff (minutes
 # in all) before a step even sees the failure. The steps retry with their own policy
 # (MLFLOW_RETRY below), so each request gives up sooner; explicit settings win.
@@ -36,8 +38,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 class ModelIntegrityError(RuntimeError):
     """A registered model whose files do not match their recorded checksum: never retried."""
 
-MODEL_ARTIFACT = "model"
-CHAMPION_ALIAS = "champion"
 
 # MLflow is a service: a transient failure (timeout, 5xx, a locked sqlite file) is retried
 # with exponential backoff and jitter before the run gives up. Every step that talks to it

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ml_assets.config import PipelineSettings
-from ml_assets.registry.mlflow_wiring import CHAMPION_ALIAS, MODEL_ARTIFACT
+
+MODEL_ARTIFACT = "model"  # the logged model's name in its MLflow run
+CHAMPION_ALIAS = "champion"  # the registered model alias that serving and drift follow
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements() -> list[str]:
     # Given explicitly: MLflow's own inference loads the model in a subprocess (~8 s).
     from importlib.metadata import version
 
@@ -26,7 +28,7 @@ def _pip_requirements() -> list[str]:
 
 
 @contextlib.contextmanager
-def _no_site_packages_scan() -> Iterator[None]:
+def no_site_packages_scan() -> Iterator[None]:
     """Skip the scan of every installed distribution that log_model makes (~2 s here).
 
     With pip_requirements given, MLflow infers nothing; it still maps every module of the
@@ -138,13 +140,13 @@ def register(
         trusted = sio.get_untrusted_types(file=model_file)
     else:
         trusted = sio.get_untrusted_types(data=sio.dumps(model))
-    with _no_site_packages_scan():
+    with no_site_packages_scan():
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=_pip_requirements(),
+            pip_requirements=pip_requirements(),
             skops_trusted_types=trusted,
         )
 
