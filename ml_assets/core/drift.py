@@ -53,6 +53,10 @@ def _category_keys(series: pd.Series) -> pd.Series:
     comparing raw values would then call every category new.
     """
     values = series.dropna()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # The feature table keeps text columns as categoricals; compare their values, as a
+        # table stored before that (plain values) would be compared.
+        values = values.astype(values.cat.categories.dtype)
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return values.astype(str)
     numbers = values.astype(float)
