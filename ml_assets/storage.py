@@ -288,10 +288,15 @@ def save_frame(path: Path, df) -> None:
     atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
+# Below this Parquet size, what earlier steps left behind is small: skip the full collection.
+RELEASE_MEMORY_ABOVE_BYTES = 8 * 1024 * 1024
+
+
 def load_frame(path: Path):
     import pandas as pd
 
-    release_memory()
+    if path.stat().st_size >= RELEASE_MEMORY_ABOVE_BYTES:
+        release_memory()
     return pd.read_parquet(path)
 
 
