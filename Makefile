@@ -38,7 +38,7 @@ test-system: install
 	$(BIN)/python -m pytest -m system $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check ml_assets ml_assets_tests
+	$(BIN)/ruff check ml_assets ml_assets_tests benchmarks
 
 # pip-audit queries PyPI's vulnerability data: run it where that service is reachable.
 audit: install

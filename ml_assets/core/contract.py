@@ -833,7 +833,7 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
                 name=f"{contract.get('name', 'contract')}-{number}", expectations=built
             )
         )
-        position = {exp.id: i for exp, i in zip(suite.expectations, indices)}
+        position = {exp.id: i for exp, i in zip(suite.expectations, indices, strict=False)}
         outcome = _run_suite(context, batch_definition, suite, batch_frame, number)
         for result in outcome.results:
             results[position[result.expectation_config.id]] = result

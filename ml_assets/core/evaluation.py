@@ -473,15 +473,19 @@ def plots(
 
 
 def plot_predictions(
-    p: Predictions, y: pd.Series, task: str, positive_label: Any = None
+    p: Predictions, y: pd.Series, task: str, positive_label: Any = None,
+    confusion_matrix: dict | None = None,
 ) -> dict[str, bytes]:
-    """plots() from predictions already made on labelled rows."""
+    """plots() from predictions already made on labelled rows (and, if already computed,
+    their confusion_predictions())."""
     y = pd.Series(y).reset_index(drop=True)
     if task == "regression":
         return _regression_pngs(p, y)
     roc, pr = _curve_pngs(p, y, positive_label)
+    if confusion_matrix is None:
+        confusion_matrix = confusion_predictions(p, y)
     return {
-        "confusion_matrix": _confusion_png(confusion_predictions(p, y)),
+        "confusion_matrix": _confusion_png(confusion_matrix),
         "roc_curve": roc,
         "pr_curve": pr,
     }

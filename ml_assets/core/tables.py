@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 DELIMITERS = ",;\t|"
@@ -39,17 +40,32 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def _coerce_numeric_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns that are numbers with a few stray cells (" ", "?") become numeric.
+
+    Works on each column's distinct values (one factorize), weighted by how often each occurs:
+    a text column of a million rows and a dozen categories costs milliseconds, not seconds.
+    """
     for column in df.columns:
         series = df[column]
         if series.dtype != object:
             continue
-        stripped = series.dropna().astype(str).str.strip()
-        stripped = stripped[stripped != ""]
-        if stripped.empty:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        if len(uniques) == 0:
             continue
-        numbers = pd.to_numeric(stripped, errors="coerce")
-        if numbers.notna().mean() >= NUMERIC_SHARE:
-            df[column] = pd.to_numeric(series.astype(str).str.strip(), errors="coerce")
+        text = pd.Series(uniques, dtype=object).astype(str).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        nonblank = (text != "").to_numpy()
+        if counts[nonblank].sum() == 0:
+            continue
+        share = counts[nonblank & numbers.notna().to_numpy()].sum() / counts[nonblank].sum()
+        if share >= NUMERIC_SHARE:
+            values = numbers.to_numpy()
+            if (codes < 0).any():
+                values = values.astype(float)
+                df[column] = np.where(codes >= 0, values[np.maximum(codes, 0)], np.nan)
+            else:
+                df[column] = values[codes]
     return df
 
 

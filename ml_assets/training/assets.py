@@ -171,7 +171,9 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             n_rows=len(y_test), champion_evaluated=evaluated,
         )
 
-        images = evaluation.plot_predictions(predictions, y_eval, task, pos)
+        matrix = (evaluation.confusion_predictions(predictions, y_eval)
+                  if task == "classification" else None)
+        images = evaluation.plot_predictions(predictions, y_eval, task, pos, matrix)
         plot_dir = store.store.version_dir(key) / "evaluation_plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
         for name, png in images.items():
@@ -191,8 +193,8 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             "plots": sorted(images),
             "input_example": X_test.head(5).to_dict(orient="records"),
         }
-        if task == "classification":
-            report["confusion"] = evaluation.confusion_predictions(predictions, y_eval)
+        if matrix is not None:
+            report["confusion"] = matrix
 
         rows = [
             {

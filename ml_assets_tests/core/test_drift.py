@@ -254,3 +254,18 @@ def test_category_codes_read_as_text_in_one_version_and_numbers_in_another_match
     store = by_column(drift_report(reference, current, roles, settings_for("regression")))["store"]
     assert store["method"] == "chi_square" and not store["drifted"]
     assert store["current_null_share"] == pytest.approx(0.1)
+
+
+def test_a_categorical_feature_table_matches_a_reference_stored_as_plain_values():
+    # Feature tables keep text columns as categoricals; a champion trained before that kept
+    # plain strings. The same values must compare as the same categories.
+    rng = np.random.default_rng(6)
+    values = rng.choice(["basic", "plus", "premium"], size=400)
+    reference = pd.DataFrame({"plan": values[:200], "y": 0.0})
+    current = pd.DataFrame({"plan": pd.Categorical(values[200:]), "y": 0.0})
+    roles = ColumnRoles(target="y", categorical=("plan",))
+    plan = by_column(drift_report(reference, current, roles, settings_for("regression")))["plan"]
+    assert plan["method"] == "chi_square" and not plan["drifted"]
+    shifted = pd.DataFrame({"plan": pd.Categorical(["premium"] * 150 + ["basic"] * 50), "y": 0.0})
+    plan = by_column(drift_report(reference, shifted, roles, settings_for("regression")))["plan"]
+    assert plan["drifted"]

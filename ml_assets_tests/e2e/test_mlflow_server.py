@@ -145,7 +145,7 @@ def test_mlflow_models_serve_answers_invocations(mlflow_url, trained, tmp_path):
         predictions = body["predictions"]
         assert len(predictions) == len(sample)
         # the champion scored ~0.96 accuracy on held-out rows; these rows it mostly saw in training
-        agree = sum(p == t for p, t in zip(predictions, sample["diagnosis"]))
+        agree = sum(p == t for p, t in zip(predictions, sample["diagnosis"], strict=True))
         assert agree >= 7, (predictions, list(sample["diagnosis"]))
     finally:
         serve.stop()
