@@ -7,6 +7,7 @@ CASES = {
     "m": "(a+) bare script + MLflow",
     "b": "(b) ml-assets run",
     "c": "(c) dagster asset materialize",
+    "d": "(d) (c), multiprocess executor",
 }
 MB = 1024 * 1024
 
@@ -23,12 +24,14 @@ def summarize(results: dict) -> dict:
         ratios[rows] = {
             f"{k}/{base}": {"wall": round(cases[k]["wall"] / cases[base]["wall"], 3),
                             "cpu": round(cases[k]["cpu"] / cases[base]["cpu"], 3)}
-            for k, base in (("m", "a"), ("b", "a"), ("c", "a"), ("b", "m"), ("c", "m"))
+            for k, base in (("m", "a"), ("b", "a"), ("c", "a"), ("d", "a"), ("b", "m"),
+                            ("c", "m"), ("d", "m"))
             if k in cases and base in cases
         }
         raw = cases.get("raw_table_bytes")
         if raw:
-            ratios[rows]["peak/raw"] = {k: round(cases[k]["max_rss"] / raw, 2) for k in CASES}
+            ratios[rows]["peak/raw"] = {k: round(cases[k]["max_rss"] / raw, 2)
+                                        for k in CASES if k in cases}
     summary: dict = {"ratios": ratios}
     smallest = min(sizes, key=int)
     largest = max(sizes, key=int)
@@ -36,7 +39,8 @@ def summarize(results: dict) -> dict:
     summary["fixed_overhead"] = {
         "rows": int(smallest),
         **{f"{k}-{base}": round(s[k]["wall"] - s[base]["wall"], 3)
-           for k, base in (("b", "a"), ("c", "a"), ("b", "m"), ("c", "m"))
+           for k, base in (("b", "a"), ("c", "a"), ("d", "a"), ("b", "m"), ("c", "m"),
+                           ("d", "m"))
            if k in s and base in s},
     }
 
@@ -130,31 +134,29 @@ def render(results: dict) -> str:
         ("between steps (events, IO)", None, "between_steps"),
     ]
     sizes = sorted(results["sizes"], key=int)
-    keys = [k for k in ("a", "m", "b", "c") if k in results["sizes"][sizes[0]]]
+    columns = [(r, k) for r in sizes for k in ("a", "m", "b", "c", "d")
+               if k in results["sizes"][r]]
     names = {"m": "a+"}
     head = f"{'':<30}" + "".join(f"{_size_label(int(r)) + ' ' + names.get(k, k):>14}"
-                                   for r in sizes for k in keys)
+                                   for r, k in columns)
     lines += [head, "-" * len(head)]
     for label, a_key, bc_key in step_rows:
         row = f"{label:<30}"
-        for rows in sizes:
-            cases = results["sizes"][rows]
-            for k in keys:
-                value = None
-                if k in ("a", "m"):
-                    phases = cases[k].get("phases", {})
-                    if a_key == "startup":
-                        value = cases[k]["wall"] - sum(
-                            v for p, v in phases.items() if p != "startup_to_main")
-                    elif a_key:
-                        value = phases.get(a_key)
-                elif bc_key is None:
-                    value = None
-                elif bc_key in ("outside_run", "between_steps"):
-                    value = cases[k].get(bc_key)
-                else:
-                    value = cases[k].get("steps", {}).get(bc_key)
-                row += f"{'' if value is None else f'{value:.2f}':>14}"
+        for rows, k in columns:
+            case = results["sizes"][rows][k]
+            value = None
+            if k in ("a", "m"):
+                phases = case.get("phases", {})
+                if a_key == "startup":
+                    value = case["wall"] - sum(
+                        v for p, v in phases.items() if p != "startup_to_main")
+                elif a_key:
+                    value = phases.get(a_key)
+            elif bc_key in ("outside_run", "between_steps"):
+                value = case.get(bc_key)
+            elif bc_key is not None:
+                value = case.get("steps", {}).get(bc_key)
+            row += f"{'' if value is None else f'{value:.2f}':>14}"
         lines.append(row)
     lines.append("")
 

@@ -157,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                     results["noop"] = cases.case_noop(home, repeats=3)
                 _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (c) dagster asset materialize")
                 measured["c"].append(cases.case_launched(table, work / f"c_{rows}_{rep}"))
+                if rows == smallest:
+                    # The executor choice: the same run, multiprocess (forkserver, preloaded).
+                    _log(f"{rows:,} rows, repetition {rep + 1}/{reps}: (d) (c) multiprocess")
+                    measured.setdefault("d", []).append(cases.case_launched(
+                        table, work / f"d_{rows}_{rep}", cases.MULTIPROCESS_CONFIG))
                 for name in measured:
                     _log(f"  {name}: {measured[name][-1]['wall']:.2f} s wall")
                 if not args.keep:

@@ -30,6 +30,30 @@ from ml_assets.training.assets import build_training_assets
 TRAIN_JOB = "train_version"
 
 
+def _in_process_by_default() -> dg.ExecutorDefinition:
+    """Dagster's multi_or_in_process_executor with in-process as the default instead of
+    multiprocess. One process for the whole run: for a graph of seven steps, step
+    subprocesses cost more than they save (DESIGN.md measured 21 s multiprocess, 7.6 s with
+    forkserver and preloaded modules, 3.2 s in-process; `make bench` measures it again). A run
+    can still choose multiprocess in its run config:
+
+        execution:
+          config:
+            multiprocess:
+              start_method: {forkserver: {}}
+    """
+    from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, MULTI_PROC_CONFIG
+
+    return dg.multi_or_in_process_executor.configured(
+        lambda config: config,
+        name="in_process_or_multiprocess",
+        config_schema=dg.Field(
+            dg.Selector({"multiprocess": MULTI_PROC_CONFIG, "in_process": IN_PROC_CONFIG}),
+            default_value={"in_process": {}},
+        ),
+    )
+
+
 def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Definitions:
     group = re.sub(r"[^A-Za-z0-9_]", "_", settings.name)
     assets = [
@@ -68,9 +92,7 @@ def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Defini
                 env.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
             ),
         },
-        # One process for the whole run: for a graph of this size, step subprocesses cost more
-        # than they save (DESIGN.md measured 21 s multiprocess vs 3.2 s in-process).
-        executor=dg.in_process_executor,
+        executor=_in_process_by_default(),
     )
 
 

@@ -193,13 +193,17 @@ class ModelRegistry(dg.ConfigurableResource):
 
         from ml_assets.registry.registration import directory_sha256
 
-        model_version = self.client().get_model_version(self.model_name, str(version))
+        client = self.client()
+        model_version = client.get_model_version(self.model_name, str(version))
         recorded = model_version.tags.get("model_sha256")
         with tempfile.TemporaryDirectory() as tmp:
-            # The version's source (the logged model), resolved through this tracking URI:
-            # no process-global MLflow URI is involved.
+            # Where the version's files are, asked of this tracking URI. Not its source
+            # (models:/m-...): MLflow resolves that through the process-global tracking URI,
+            # which only dagster-mlflow's resource sets, and only in the processes of steps
+            # that use it (a multiprocess, Celery or Kubernetes step may not).
+            location = client.get_model_version_download_uri(self.model_name, str(version))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=model_version.source, dst_path=tmp, tracking_uri=self.tracking_uri
+                artifact_uri=location, dst_path=tmp, tracking_uri=self.tracking_uri
             )
             actual = directory_sha256(Path(local))
             if recorded != actual:

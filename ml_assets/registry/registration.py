@@ -73,15 +73,19 @@ def _links(tracking_uri: str, experiment_id: str, run_id: str, name: str, versio
     }
 
 
-def model_checksum(model_uri: str, tracking_uri: str) -> str:
+def model_checksum(model_id: str, tracking_uri: str) -> str:
     """sha256 over the files of a logged MLflow model, in path order."""
     import tempfile
 
     import mlflow.artifacts
+    from mlflow import MlflowClient
 
+    # The logged model's artifact location, asked of this tracking URI (a models:/ URI would
+    # be resolved through the process-global one).
+    location = MlflowClient(tracking_uri=tracking_uri).get_logged_model(model_id).artifact_location
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=tmp, tracking_uri=tracking_uri
+            artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri
         )
         return directory_sha256(Path(local))
 
@@ -155,7 +159,7 @@ def register(
         "data_version": key,
         "dagster_run_id": dagster_run_id,
         # Verified by ModelRegistry.load_version before the model is ever used.
-        "model_sha256": model_checksum(info.model_uri, tracking_uri),
+        "model_sha256": model_checksum(info.model_id, tracking_uri),
         **{f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()},
     }
     version = mlflow_module.register_model(info.model_uri, settings.name, tags=tags)
