@@ -137,20 +137,25 @@ def _run_breakdown(home: Home, m: Measured) -> dict:
 # --------------------------------------------------------------------------- (a) (b) (c)
 
 
+def _run_bare(table: Path, work: Path, log_dir: Path, name: str, *extra: str) -> dict:
+    m = run_measured([PYTHON, str(HERE / "bare.py"), str(table), str(work / "ml_assets.yaml"),
+                      *extra],
+                     env=base_env(GX_ANALYTICS_ENABLED="False"), cwd=work, log_dir=log_dir,
+                     name=name)
+    _check(m, f"bare script ({name})")
+    result = _json_line(m.stdout, "BARE_RESULT")
+    return {**_figures(m), "phases": result["phases"], "metrics": result["metrics"],
+            "imported_dagster": result["imported_dagster"],
+            "imported_mlflow": result["imported_mlflow"]}
+
+
 def case_bare(table: Path, work: Path) -> dict:
     """(a) the bare script, in a fresh process."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     (work / "ml_assets.yaml").write_text(PIPELINE_YAML)
-    m = run_measured([PYTHON, str(HERE / "bare.py"), str(table), str(work / "ml_assets.yaml")],
-                     env=base_env(GX_ANALYTICS_ENABLED="False"), cwd=work, log_dir=work / "logs",
-                     name="bare")
-    _check(m, "bare script")
-    result = _json_line(m.stdout, "BARE_RESULT")
-    return {**_figures(m), "phases": result["phases"], "metrics": result["metrics"],
-            "imported_dagster": result["imported_dagster"],
-            "imported_mlflow": result["imported_mlflow"]}
+    return _run_bare(table, work, work / "logs", "bare")
 
 
 def case_bare_mlflow(table: Path, work: Path) -> dict:
@@ -158,15 +163,7 @@ def case_bare_mlflow(table: Path, work: Path) -> dict:
     process, against an MLflow sqlite store created beforehand as (b) and (c) have theirs."""
     home = prepare_home(work, None)
     uri = f"sqlite:///{home.ml_home / 'mlflow.db'}"
-    m = run_measured([PYTHON, str(HERE / "bare.py"), str(table), str(work / "ml_assets.yaml"),
-                      "--mlflow", uri],
-                     env=base_env(GX_ANALYTICS_ENABLED="False"), cwd=work, log_dir=home.logs,
-                     name="bare_mlflow")
-    _check(m, "bare script with MLflow")
-    result = _json_line(m.stdout, "BARE_RESULT")
-    return {**_figures(m), "phases": result["phases"], "metrics": result["metrics"],
-            "imported_dagster": result["imported_dagster"],
-            "imported_mlflow": result["imported_mlflow"]}
+    return _run_bare(table, work, home.logs, "bare_mlflow", "--mlflow", uri)
 
 
 def case_cli(table: Path, work: Path) -> tuple[dict, Home]:

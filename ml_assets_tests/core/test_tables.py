@@ -47,6 +47,19 @@ def test_numeric_column_with_stray_blanks_stays_numeric(tmp_path):
     assert df["charges"].dtype.kind == "f" and df["charges"].isna().sum() == 1
 
 
+def test_text_numbers_are_judged_row_by_row_not_by_distinct_values(tmp_path):
+    # "unknown" is one distinct value of two, but one row in 41: the column is numeric, and
+    # numbers padded with spaces come out as the same integers
+    rows = "".join(f"{i},\" {i % 2} \",{'unknown' if i == 40 else 7}\n" for i in range(41))
+    df = read_table(write(tmp_path, "a.csv", "id,flag,score\n" + rows))
+    assert df["flag"].dtype == np.int64 and df["flag"].tolist()[:3] == [0, 1, 0]
+    assert df["score"].dtype.kind == "f" and df["score"].isna().sum() == 1
+    # the other way round: mostly words with a few numbers stays text, untouched
+    rows = "".join(f"{i},{'basic' if i % 3 else 12}\n" for i in range(30))
+    df = read_table(write(tmp_path, "b.csv", "id,plan\n" + rows))
+    assert df["plan"].dtype == object and df["plan"].iloc[1] == "basic"
+
+
 @pytest.mark.parametrize(
     "name, data, reason",
     [
