@@ -47,6 +47,17 @@ DATASETS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_tracking_uri(monkeypatch):
+    """mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI "so that subprocesses inherit
+    it", and ml_assets honours that variable: without this, a test that started `dagster` or
+    `ml-assets` in a subprocess after another test in the same worker had used MLflow would
+    register its models in that other test's store. Each test starts without it, and whatever
+    MLflow exports during the test is undone after it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+
+
 @dataclass
 class Project:
     """A temporary home: landing folder, store, MLflow sqlite store, pipeline file."""

@@ -14,7 +14,7 @@ from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
 from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_passed
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: native categorical gradient boosting, categorical feature table
 
 
 def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
