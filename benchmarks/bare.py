@@ -113,7 +113,13 @@ def main(table: str, pipeline_file: str, tracking_uri: str | None = None) -> dic
     df = df[df[settings.target].notna()]
     t = mark("validate", t)
 
-    from ml_assets.core.modeling import SPLIT_COLUMN, build_pipeline, split_rows, train_test
+    from ml_assets.core.modeling import (
+        SPLIT_COLUMN,
+        build_pipeline,
+        fit_pipeline,
+        split_rows,
+        train_test,
+    )
 
     table_ = df[[*roles.features, settings.target]].reset_index(drop=True)
     table_[SPLIT_COLUMN] = split_rows(table_[settings.target], settings.task,
@@ -121,7 +127,7 @@ def main(table: str, pipeline_file: str, tracking_uri: str | None = None) -> dic
     X_train, y_train, X_test, y_test = train_test(table_, settings.target)
     pipeline = build_pipeline(roles, settings.task, settings.model.estimator,
                               settings.model.params, settings.seed)
-    pipeline.fit(X_train, y_train)
+    fit_pipeline(pipeline, X_train, y_train)
     t = mark("fit", t)
 
     from ml_assets.core.evaluation import score

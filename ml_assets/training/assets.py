@@ -14,7 +14,8 @@ from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
 from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_passed
 
-CODE_VERSION = "2"  # 2: native categorical gradient boosting, categorical feature table
+# 2: native categorical gradient boosting, categorical feature table, categories counted once
+CODE_VERSION = "2"
 
 
 def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
@@ -82,7 +83,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         "scaling) included.",
     )
     def model(context: dg.AssetExecutionContext, features):
-        from ml_assets.core.modeling import build_pipeline, train_test
+        from ml_assets.core.modeling import build_pipeline, fit_pipeline, train_test
         from ml_assets.ingestion.contract_file import load_roles
 
         refuse_if_contract_failed(context)
@@ -92,7 +93,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             roles, settings.task, settings.model.estimator, settings.model.params, settings.seed
         )
         started = time.perf_counter()
-        pipeline.fit(X_train, y_train)
+        fit_pipeline(pipeline, X_train, y_train)
         fit_seconds = time.perf_counter() - started
         estimator = pipeline.named_steps["estimator"]
         return dg.Output(

@@ -8,7 +8,15 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ml_assets.core.columns import ColumnRoles
-from ml_assets.core.modeling import SPLIT_COLUMN, build_pipeline, split_rows, train_test
+from ml_assets.core.modeling import (
+    MIN_CATEGORY_ROWS,
+    SPLIT_COLUMN,
+    build_pipeline,
+    fit_pipeline,
+    frequent_categories,
+    split_rows,
+    train_test,
+)
 from ml_assets.storage import load_model, save_model
 
 PLANS = ["basic", "plus", "premium", "family"]
@@ -44,7 +52,7 @@ def fitted():
     table = feature_table(customers(4000))
     X_train, y_train, X_test, y_test = train_test(table, "churn")
     model = build_pipeline(ROLES, "classification", "hist_gradient_boosting", {}, 42)
-    model.fit(X_train, y_train)
+    fit_pipeline(model, X_train, y_train)
     return model, X_test, y_test
 
 
@@ -88,7 +96,7 @@ def test_categorical_and_plain_text_inputs_give_the_same_predictions():
         as_category[column] = as_category[column].astype("category")
     X_train, y_train, X_test, _ = train_test(as_category, "churn")
     model = build_pipeline(ROLES, "classification", "hist_gradient_boosting", {}, 42)
-    model.fit(X_train, y_train)
+    fit_pipeline(model, X_train, y_train)
     plain = X_test.astype({"plan": object, "region": object})
     assert np.array_equal(model.predict_proba(X_test), model.predict_proba(plain))
 
@@ -97,7 +105,7 @@ def test_linear_models_keep_imputation_and_one_hot_encoding():
     table = feature_table(customers(1000))
     X_train, y_train, X_test, _ = train_test(table, "churn")
     model = build_pipeline(ROLES, "classification", "linear", {}, 42)
-    model.fit(X_train, y_train)
+    fit_pipeline(model, X_train, y_train)
     # tenure + its missing indicator + one column per plan and region (and blank region)
     assert model.named_steps["estimator"].n_features_in_ > 10
     assert model.predict(X_test).shape == (len(X_test),)
@@ -115,3 +123,32 @@ def test_a_user_categorical_features_setting_is_kept():
     model = build_pipeline(ROLES, "classification", "hist_gradient_boosting",
                            {"categorical_features": None}, 42)
     assert model.named_steps["estimator"].categorical_features is None
+
+
+def test_rare_categories_are_missing_values_and_the_most_frequent_fit_the_bins():
+    rng = np.random.default_rng(1)
+    rows = 6000
+    # 300 frequent cities (more than the estimator's 255 bins), 5 cities seen twice each
+    city = np.concatenate([rng.choice([f"c{i:03d}" for i in range(300)], rows - 10),
+                           np.repeat([f"rare{i}" for i in range(5)], 2)])
+    y = pd.Series(np.where(rng.random(rows) < 0.5, "yes", "no"))
+    X = pd.DataFrame({"tenure": rng.random(rows), "city": city})
+    roles = ColumnRoles(numeric=("tenure",), categorical=("city",), target="churn")
+    model = fit_pipeline(build_pipeline(roles, "classification", "hist_gradient_boosting", {}, 42),
+                         X, y)
+    [categories] = model.named_steps["preprocess"].named_transformers_["categorical"].categories_
+    assert len(categories) == 255 and not any(c.startswith("rare") for c in categories)
+    rare, blank = X.iloc[[0, 0]].copy(), X.iloc[[0]].copy()
+    rare["city"] = ["rare0", "never-seen"]
+    blank["city"] = None
+    assert np.allclose(model.predict_proba(rare), model.predict_proba(blank))
+
+
+def test_frequent_categories_are_the_same_for_the_same_rows_in_any_order():
+    values = pd.Series(["b"] * 7 + ["a"] * 7 + ["c"] * 9 + ["d"] * (MIN_CATEGORY_ROWS - 1))
+    assert frequent_categories(values, limit=10) == ["a", "b", "c"]
+    # a tie at the limit is broken by value, not by row order
+    assert frequent_categories(values, limit=2) == ["a", "c"]
+    assert frequent_categories(values.sample(frac=1, random_state=3), limit=2) == ["a", "c"]
+    assert frequent_categories(values.astype("category"), limit=2) == ["a", "c"]
+    assert frequent_categories(pd.Series([True] * 6 + [False] * 5), limit=5) == [False, True]
