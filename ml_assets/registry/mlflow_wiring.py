@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -47,9 +48,47 @@ MLFLOW_RETRY = dg.RetryPolicy(
 )
 
 
+# Local sqlite tracking stores this process has seen created and migrated.
+_READY_STORES: set[str] = set()
+STORE_LOCK_SECONDS = 300
+
+
+def ensure_tracking_store(tracking_uri: str) -> None:
+    """Create a local sqlite tracking store, once per process, under a file lock.
+
+    MLflow creates and migrates a sqlite database on first use. Two processes doing that at
+    once (a run's first step while a sensor looks up the champion, or two runs) fail, and in
+    3 of 4 tries here left the database broken for good ("table _alembic_tmp_latest_metrics
+    already exists"). Tracking servers and server databases are created by their operators.
+    """
+    if tracking_uri in _READY_STORES or not tracking_uri.startswith("sqlite:///"):
+        return
+    from filelock import FileLock, Timeout
+    from mlflow.tracking import MlflowClient
+
+    database = Path(tracking_uri.removeprefix("sqlite:///").split("?", 1)[0])
+    lock: FileLock | None = FileLock(f"{database}.lock", timeout=STORE_LOCK_SECONDS)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError:
+        lock = None  # a read-only folder: no process can create the database there either
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        # Both stores of the database: tracking and model registry.
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    finally:
+        if lock is not None:
+            lock.release()
+    _READY_STORES.add(tracking_uri)
+
+
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> str:
     from mlflow.tracking import MlflowClient
 
+    ensure_tracking_store(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -150,6 +189,7 @@ class ModelRegistry(dg.ConfigurableResource):
     def client(self):
         from mlflow.tracking import MlflowClient
 
+        ensure_tracking_store(self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def champion(self) -> dict | None:
@@ -186,7 +226,6 @@ class ModelRegistry(dg.ConfigurableResource):
     def load_version(self, version: int):
         """The registered model, after checking its files against the recorded checksum."""
         import tempfile
-        from pathlib import Path
 
         import mlflow.artifacts
         import mlflow.sklearn
