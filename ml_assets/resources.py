@@ -10,9 +10,10 @@ import dagster as dg
 from ml_assets.storage import (
     StoreError,
     VersionedStore,
-    load_frame,
+    load_frame_shared,
     load_model,
     read_json,
+    recent_frame,
     save_frame,
     save_model,
     write_json,
@@ -34,7 +35,8 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
     """Keeps every asset value in the versioned store, keyed by data version.
 
     Frames go to Parquet (fast, typed, no pickle), reports to JSON, models to skops with a
-    recorded sha256 that is verified before any load.
+    recorded sha256 that is verified before any load. A frame a step of this process just
+    wrote or read is handed to the next step without reading it back (storage.RecentFrame).
     """
 
     root: str
@@ -53,7 +55,10 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
             import pandas as pd
 
             if isinstance(obj, pd.DataFrame):
-                save_frame(store.artifact_path(key, name, "parquet"), obj)
+                path = store.artifact_path(key, name, "parquet")
+                recent_frame.clear()
+                save_frame(path, obj)
+                recent_frame.put(path, obj)
             elif isinstance(obj, dict):
                 write_json(store.artifact_path(key, name, "json"), obj)
             else:
@@ -76,7 +81,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
                 f"materialise {name} for this version first"
             )
         if path.suffix == ".parquet":
-            return load_frame(path)
+            return load_frame_shared(path)
         if path.suffix == ".json":
             return read_json(path)
         return load_model(path)

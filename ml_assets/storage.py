@@ -288,6 +288,60 @@ def save_frame(path: Path, df) -> None:
     atomic_write(path, lambda p: df.to_parquet(p, index=False))
 
 
+class RecentFrame:
+    """The frame this process last wrote to or read from the store, for the next step.
+
+    Under the in-process executor every step of a run shares one process, so the step after
+    `features` can take the frame `features` just wrote instead of decoding the Parquet file
+    again (each consumer of the features table did: model, evaluation_report, drift_report).
+    The stored file stays the record; the frame is handed on only while that file is the one
+    it was written to or read from (same inode, size and mtime: an atomic rewrite by another
+    run changes the inode). One slot, so at most one table is kept alive; the CLI clears it
+    after each run. Steps treat input frames as read-only, as they must under any IO manager
+    that can hand one object to several consumers.
+    """
+
+    def __init__(self) -> None:
+        self._entry: tuple[Path, tuple, Any] | None = None
+
+    @staticmethod
+    def _signature(path: Path) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def put(self, path: Path, frame) -> None:
+        self._entry = (path, self._signature(path), frame)
+
+    def get(self, path: Path):
+        if self._entry is None:
+            return None
+        held, signature, frame = self._entry
+        if held != path or signature is None or signature != self._signature(path):
+            return None
+        return frame
+
+    def clear(self) -> None:
+        self._entry = None
+
+
+recent_frame = RecentFrame()
+
+
+def load_frame_shared(path: Path):
+    """load_frame, or the frame this process last wrote to or read from that same file."""
+    frame = recent_frame.get(path)
+    if frame is None:
+        recent_frame.clear()  # the old table is not kept alive while the new one is read
+        frame = load_frame(path)
+    elif path.stat().st_size >= RELEASE_MEMORY_ABOVE_BYTES:
+        release_memory()  # what earlier steps left behind, as load_frame does
+    recent_frame.put(path, frame)
+    return frame
+
+
 # Below this Parquet size, what earlier steps left behind is small: skip the full collection.
 RELEASE_MEMORY_ABOVE_BYTES = 8 * 1024 * 1024
 

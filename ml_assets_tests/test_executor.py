@@ -34,6 +34,18 @@ def step_pids(instance, run) -> dict[str, int]:
     return {e.dagster_event.step_key: e.dagster_event.pid for e in starts}
 
 
+def metrics(instance, run) -> dict[str, float]:
+    """The evaluation's metric/* and the row counts of the run's materialisations."""
+    found = {}
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.dagster_event.event_specific_data.materialization
+        for name, value in materialization.metadata.items():
+            if name.startswith("metric/") or name in ("dagster/row_count", "test_rows"):
+                found[f"{materialization.asset_key.to_user_string()} {name}"] = value.value
+    assert any(name.startswith("evaluation_report metric/") for name in found)
+    return found
+
+
 def test_steps_run_in_one_process_by_default_and_in_their_own_when_a_run_asks(tmp_path):
     _, pipeline = DATASETS["breast_cancer"]
     project = make_project(tmp_path, "bc", **pipeline)
@@ -59,6 +71,10 @@ def test_steps_run_in_one_process_by_default_and_in_their_own_when_a_run_asks(tm
         separate_pids = step_pids(instance, multiprocess_run)
         assert len(separate_pids) == 7 and len(set(separate_pids.values())) == 7
         assert not set(separate_pids.values()) & set(default_pids.values())
+
+        # In one process, steps hand frames on without reading them back; in separate ones
+        # each step reads the store. The results are the same.
+        assert metrics(instance, default_run) == metrics(instance, multiprocess_run)
     # the second run compared with the champion the first made (loaded in its own step
     # process) and registered version 2 of the same model
     assert project.registry().client().get_model_version("bc", "2").tags["data_version"] == key

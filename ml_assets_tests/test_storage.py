@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from ml_assets.core.hashing import sha256_file, version_key
-from ml_assets.storage import StoreError, VersionedStore, load_model, save_model
+from ml_assets.storage import (
+    StoreError,
+    VersionedStore,
+    load_frame_shared,
+    load_model,
+    recent_frame,
+    save_frame,
+    save_model,
+)
 
 
 def test_version_key_follows_the_contract():
@@ -96,3 +104,27 @@ def test_model_checksum_is_verified_before_load(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="checksum mismatch"):
         load_model(path)
+
+
+def test_a_frame_is_handed_on_only_while_its_file_is_unchanged(tmp_path):
+    path, other = tmp_path / "features.parquet", tmp_path / "validated_data.parquet"
+    frame = pd.DataFrame({"x": [1.0, 2.0], "plan": pd.Categorical(["a", "b"])})
+    save_frame(path, frame)
+    save_frame(other, frame.head(1))
+    recent_frame.put(path, frame)
+    try:
+        # the next step of the run gets the very frame the previous one wrote
+        assert load_frame_shared(path) is frame
+        # another file is read from disk, and replaces the one held
+        assert len(load_frame_shared(other)) == 1
+        assert recent_frame.get(path) is None
+        # a file rewritten by another run is read again, never the stale frame
+        recent_frame.put(path, frame)
+        save_frame(path, frame.assign(x=[9.0, 9.0]))
+        reread = load_frame_shared(path)
+        assert reread is not frame and reread["x"].tolist() == [9.0, 9.0]
+        assert reread["plan"].dtype == "category"
+        path.unlink()
+        assert recent_frame.get(path) is None
+    finally:
+        recent_frame.clear()
