@@ -152,3 +152,16 @@ def test_frequent_categories_are_the_same_for_the_same_rows_in_any_order():
     assert frequent_categories(values.sample(frac=1, random_state=3), limit=2) == ["a", "c"]
     assert frequent_categories(values.astype("category"), limit=2) == ["a", "c"]
     assert frequent_categories(pd.Series([True] * 6 + [False] * 5), limit=5) == [False, True]
+
+
+def test_the_split_is_the_one_stratifying_on_the_labels_gives():
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(7)
+    y = pd.Series(rng.choice(["yes", "no", "maybe"], 5000, p=[0.2, 0.7, 0.1]))
+    _, expected = train_test_split(np.arange(len(y)), test_size=0.25, random_state=42,
+                                   stratify=y.to_numpy())
+    split = split_rows(y, "classification", 0.25, 42)
+    assert sorted(np.flatnonzero(split == "test")) == sorted(expected)
+    shares = y[split == "test"].value_counts(normalize=True)
+    assert abs(shares["maybe"] - 0.1) < 0.01
