@@ -10,12 +10,14 @@ import dagster as dg
 from ml_assets.storage import (
     StoreError,
     VersionedStore,
+    freeze_heap,
     load_frame_shared,
     load_model,
     read_json,
     recent_frame,
     save_frame,
     save_model,
+    thaw_heap,
     write_json,
 )
 
@@ -45,6 +47,12 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
     def _store(self) -> VersionedStore:
         return VersionedStore(Path(self.root), self.pipeline)
 
+    def setup_for_execution(self, context) -> None:
+        freeze_heap()  # see storage.freeze_heap: cheap garbage collections during the run
+
+    def teardown_after_execution(self, context) -> None:
+        thaw_heap()
+
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
@@ -71,6 +79,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
             ) from None
 
     def load_input(self, context: dg.InputContext) -> Any:
+        freeze_heap()  # a step starts: what exists now is older than it
         key = context.partition_key
         name = context.upstream_output.asset_key.path[-1]
         store = self._store()

@@ -78,6 +78,13 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     assert run.info.status == "FINISHED"  # one MLflow run per Dagster run, ended properly
     assert run.data.tags["dagster_run_id"] == result.run_id
 
+    # the heap frozen during the run (storage.freeze_heap) is the collector's again
+    import gc
+
+    from ml_assets.storage import heap_frozen
+
+    assert gc.get_freeze_count() == 0 and not heap_frozen()
+
 
 def test_champion_loads_in_a_fresh_process_from_landing_rows(tmp_path, instance):
     _, pipeline = DATASETS["breast_cancer"]
