@@ -104,20 +104,16 @@ def _execute(instance, key: str, trigger: str, asset_selection=None, tags=None,
     import dagster as dg
 
     from ml_assets import definitions
-    from ml_assets.storage import recent_frame
 
-    try:
-        with dg.execute_job(
-            dg.reconstructable(definitions.train_job),
-            instance=instance,
-            asset_selection=asset_selection,
-            reexecution_options=reexecution_options,
-            tags={"dagster/partition": key, "ml_assets/trigger": trigger, **(tags or {})},
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        ) as result:
-            return RunOutcome(result.run_id, result.success)
-    finally:
-        recent_frame.clear()  # the next version's run starts without this one's table
+    with dg.execute_job(
+        dg.reconstructable(definitions.train_job),
+        instance=instance,
+        asset_selection=asset_selection,
+        reexecution_options=reexecution_options,
+        tags={"dagster/partition": key, "ml_assets/trigger": trigger, **(tags or {})},
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    ) as result:
+        return RunOutcome(result.run_id, result.success)
 
 
 def _check_model_settings(env, settings, store) -> None:

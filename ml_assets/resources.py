@@ -51,6 +51,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
         freeze_heap()  # see storage.freeze_heap: cheap garbage collections during the run
 
     def teardown_after_execution(self, context) -> None:
+        recent_frame.clear()  # the next run in this process starts without this one's table
         thaw_heap()
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:

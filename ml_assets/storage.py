@@ -296,9 +296,9 @@ class RecentFrame:
     again (each consumer of the features table did: model, evaluation_report, drift_report).
     The stored file stays the record; the frame is handed on only while that file is the one
     it was written to or read from (same inode, size and mtime: an atomic rewrite by another
-    run changes the inode). One slot, so at most one table is kept alive; the CLI clears it
-    after each run. Steps treat input frames as read-only, as they must under any IO manager
-    that can hand one object to several consumers.
+    run changes the inode). One slot, so at most one table is kept alive; the IO manager
+    clears it when a run ends. Steps treat input frames as read-only, as they must under any
+    IO manager that can hand one object to several consumers.
     """
 
     def __init__(self) -> None:

@@ -101,3 +101,12 @@ def infer_roles(
         ids=tuple(ids),
         notes=notes,
     )
+
+
+def as_categories(table, columns):
+    """`table` with those of `columns` that hold text as pandas categoricals: one small code
+    per row instead of a Python string (a third of the memory on a million rows, and Parquet
+    writes and reads them several times faster); the values are the same. Returns `table`
+    itself when there is nothing to convert."""
+    text = [c for c in columns if c in table and table[c].dtype == object]
+    return table.astype(dict.fromkeys(text, "category")) if text else table

@@ -70,7 +70,7 @@ def ensure_tracking_store(tracking_uri: str) -> None:
     lock: FileLock | None = FileLock(f"{database}.lock", timeout=STORE_LOCK_SECONDS)
     try:
         lock.acquire()
-    except Timeout:
+    except Timeout:  # an OSError too, but a held lock is not a read-only folder
         raise
     except OSError:
         lock = None  # a read-only folder: no process can create the database there either

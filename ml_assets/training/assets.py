@@ -43,17 +43,16 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         "target and the recorded train/test split.",
     )
     def features(context: dg.AssetExecutionContext, validated_data):
+        from ml_assets.core.columns import as_categories
         from ml_assets.core.modeling import SPLIT_COLUMN, split_rows
         from ml_assets.ingestion.contract_file import load_roles
 
         refuse_if_contract_failed(context)
         roles = load_roles(contract_path(env, settings))
-        table = validated_data[[*roles.features, target]].reset_index(drop=True)
-        # Text features as categoricals: one small code per row instead of a Python string,
-        # a third of the memory of every later step on a big table (Parquet keeps the dtype).
-        # The model sees the same values either way.
-        for column in roles.categorical:
-            table[column] = table[column].astype("category")
+        # Text features as categoricals (validated_data stores them so already; a table
+        # stored by an earlier code version may not). The model sees the same values.
+        table = as_categories(validated_data[[*roles.features, target]].reset_index(drop=True),
+                              roles.categorical)
         table[SPLIT_COLUMN] = split_rows(
             table[target], settings.task, settings.test_size, settings.seed
         ).astype("category")
