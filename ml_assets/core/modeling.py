@@ -223,9 +223,21 @@ def split_rows(y: pd.Series, task: str, test_size: float, seed: int) -> pd.Serie
 
 def train_test(features: pd.DataFrame, target: str):
     """(X_train, y_train, X_test, y_test) from a feature table with its split column."""
-    is_test = (features[SPLIT_COLUMN] == "test").to_numpy()
-    columns = [c for c in features.columns if c not in (target, SPLIT_COLUMN)]
+    is_test, columns = _sides(features, target)
     # One selection per side: no intermediate copy of the whole table without the target.
     y = features[target]
     return (features.loc[~is_test, columns], y[~is_test],
             features.loc[is_test, columns], y[is_test])
+
+
+def held_out(features: pd.DataFrame, target: str):
+    """(y_train, X_test, y_test): what an evaluation needs (the training labels for the
+    no-skill baseline, the held-out rows), without copying the training rows' features."""
+    is_test, columns = _sides(features, target)
+    y = features[target]
+    return y[~is_test], features.loc[is_test, columns], y[is_test]
+
+
+def _sides(features: pd.DataFrame, target: str) -> tuple[np.ndarray, list[str]]:
+    is_test = (features[SPLIT_COLUMN] == "test").to_numpy()
+    return is_test, [c for c in features.columns if c not in (target, SPLIT_COLUMN)]

@@ -43,6 +43,8 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         "target and the recorded train/test split.",
     )
     def features(context: dg.AssetExecutionContext, validated_data):
+        import pandas as pd
+
         from ml_assets.core.columns import as_categories
         from ml_assets.core.modeling import SPLIT_COLUMN, split_rows
         from ml_assets.ingestion.contract_file import load_roles
@@ -51,8 +53,11 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         roles = load_roles(contract_path(env, settings))
         # Text features as categoricals (validated_data stores them so already; a table
         # stored by an earlier code version may not). The model sees the same values.
-        table = as_categories(validated_data[[*roles.features, target]].reset_index(drop=True),
-                              roles.categorical)
+        # A new frame of the columns we keep (the input stays as it was), renumbered from 0:
+        # what reset_index(drop=True) gives, without copying a million rows once more.
+        table = validated_data[[*roles.features, target]].copy(deep=False)
+        table.index = pd.RangeIndex(len(table))
+        table = as_categories(table, roles.categorical)
         table[SPLIT_COLUMN] = split_rows(
             table[target], settings.task, settings.test_size, settings.seed
         ).astype("category")
@@ -141,10 +146,10 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         store: StoreResource,
     ):
         from ml_assets.core import evaluation
-        from ml_assets.core.modeling import train_test
+        from ml_assets.core.modeling import held_out
 
         key = context.partition_key
-        X_train, y_train, X_test, y_test = train_test(features, target)
+        y_train, X_test, y_test = held_out(features, target)
         pos, task = settings.positive_label, settings.task
         # The model goes over the held-out rows once; metrics, confusion and plots share it.
         X_eval, y_eval = evaluation.labelled(X_test, y_test)
@@ -183,7 +188,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             "data_version": key,
             "task": task,
             "primary_metric": settings.primary_metric,
-            "train_rows": len(X_train),
+            "train_rows": len(y_train),
             "test_rows": len(X_test),
             "metrics": metrics,
             "baseline": baseline,

@@ -22,6 +22,7 @@ from ml_assets.core.evaluation import (
     confusion,
     decide_promotion,
     plots,
+    predict,
     quality_gate,
     score,
 )
@@ -194,6 +195,48 @@ def test_baseline_is_a_no_skill_model_and_a_good_model_beats_it(cancer, wine, di
     base = baseline_scores(y_tr, X_te, y_te, "regression")
     assert base["r2"] <= 0.0 < score(model, X_te, y_te, "regression")["r2"]
     assert base["rmse"] == pytest.approx(np.sqrt(((y_te - y_tr.mean()) ** 2).mean()))
+
+
+def test_baseline_is_the_prior_of_every_training_row(cancer, wine):
+    from sklearn.dummy import DummyClassifier
+
+    for data, pos in ((cancer, "malignant"), (wine, None)):
+        _, X_te, y_tr, y_te, _ = data
+        dummy = DummyClassifier(strategy="prior").fit(np.zeros((len(y_tr), 1)), y_tr)
+        assert baseline_scores(y_tr, X_te, y_te, "classification", pos) == score(
+            dummy, np.zeros((len(y_te), 1)), y_te, "classification", pos)
+
+
+@pytest.mark.parametrize("estimator", ["hist_gradient_boosting", "random_forest", "linear"])
+def test_one_pass_predictions_are_the_models_own(estimator):
+    from ml_assets.core.columns import infer_roles
+    from ml_assets.core.modeling import build_pipeline, fit_pipeline
+
+    data = load_wine(as_frame=True)
+    df = data.data.assign(cultivar=data.target.map(dict(enumerate(data.target_names))))
+    df["soil"] = np.where(df["alcohol"] > 13, "chalk", "clay")  # a text feature too
+    roles = infer_roles(df, "cultivar", [])
+    model = fit_pipeline(build_pipeline(roles, "classification", estimator, {}, 0),
+                         df[list(roles.features)], df["cultivar"])
+    got = predict(model, df[list(roles.features)])
+    assert (got.pred == model.predict(df[list(roles.features)])).all()
+    assert np.array_equal(got.proba, model.predict_proba(df[list(roles.features)]))
+    assert got.classes == list(model.classes_)
+
+
+def test_metrics_on_labels_the_model_never_saw_match_sklearn(cancer):
+    _, X_te, _, y_te, model = cancer
+    y = y_te.copy()
+    y.iloc[:3] = "unknown"  # a label outside the model's classes
+    pred = model.predict(X_te)
+    got = score(model, X_te, y, "classification", "malignant")
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    is_pos = (y == "malignant").to_numpy()
+    assert got["f1"] == pytest.approx(skm.f1_score(is_pos, pred == "malignant"))
+    assert "log_loss" not in got  # undefined with a label the model has no column for
+    cm = confusion(model, X_te, y)
+    assert cm["labels"] == ["benign", "malignant", "unknown"]
+    assert cm["matrix"] == skm.confusion_matrix(y, pred, labels=cm["labels"]).tolist()
 
 
 # --------------------------------------------------------------------------- confusion + plots
