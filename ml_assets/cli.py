@@ -418,6 +418,9 @@ def _non_negative(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ml_assets.heap import freeze_at_exit
+
+    freeze_at_exit()  # exit without the interpreter's last collections walking the heap
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits 2 on usage errors, as the contract says

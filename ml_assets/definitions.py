@@ -24,7 +24,7 @@ from ml_assets.monitoring.sensors import (
 from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.assets import build_registry_assets
 from ml_assets.registry.mlflow_wiring import ModelRegistry, build_mlflow_resource
-from ml_assets.resources import StoreResource, VersionedStoreIOManager
+from ml_assets.resources import SnapshotIOManager, StoreResource, VersionedStoreIOManager
 from ml_assets.training.assets import build_training_assets
 
 TRAIN_JOB = "train_version"
@@ -81,6 +81,7 @@ def build_definitions(settings: PipelineSettings, env: Environment) -> dg.Defini
         schedules=[build_weekly_retrain(settings, env, train_job)],
         resources={
             "io_manager": VersionedStoreIOManager(**store_args),
+            "snapshot_io_manager": SnapshotIOManager(**store_args),
             "store": StoreResource(**store_args),
             "registry": ModelRegistry(tracking_uri=env.tracking_uri, model_name=settings.name),
             "notifier": Notifier(

@@ -139,6 +139,8 @@ def _error_message(error) -> str:
         "DagsterExecutionStepExecutionError",
         "DagsterUserCodeExecutionError",
         "DagsterResourceFunctionError",
+        "DagsterExecutionLoadInputError",  # e.g. a snapshot that no longer matches its sha256
+        "DagsterExecutionHandleOutputError",  # e.g. a full store
     ):
         error = error.cause
     message = error.message.strip().splitlines()[0] if error.message else error.cls_name

@@ -303,7 +303,6 @@ class RecentFrame:
 
     def __init__(self) -> None:
         self._entry: tuple[Path, tuple, Any] | None = None
-        self._handed_on = False  # the frame went to a step since it was written or read
 
     @staticmethod
     def _signature(path: Path) -> tuple | None:
@@ -315,7 +314,6 @@ class RecentFrame:
 
     def put(self, path: Path, frame) -> None:
         self._entry = (path, self._signature(path), frame)
-        self._handed_on = False
 
     def get(self, path: Path):
         if self._entry is None:
@@ -325,14 +323,8 @@ class RecentFrame:
             return None
         return frame
 
-    def hand_on(self) -> bool:
-        """Record that the frame goes to a step; True the first time since it was stored."""
-        first, self._handed_on = not self._handed_on, True
-        return first
-
     def clear(self) -> None:
         self._entry = None
-        self._handed_on = False
 
 
 recent_frame = RecentFrame()
@@ -345,86 +337,13 @@ def load_frame_shared(path: Path):
         recent_frame.clear()  # the old table is not kept alive while the new one is read
         frame = load_frame(path)
         recent_frame.put(path, frame)
-        recent_frame.hand_on()
-    elif recent_frame.hand_on() and path.stat().st_size >= RELEASE_MEMORY_ABOVE_BYTES:
-        # The first step after the one that wrote this frame: that step's input table (the
-        # raw table before validated_data, the validated one before features) is garbage now,
-        # held by a reference cycle; release it, as load_frame does. Later consumers of the
-        # same frame follow steps that kept no table of their own.
-        release_memory()
     return frame
-
-
-# Below this Parquet size, what earlier steps left behind is small: skip the full collection.
-RELEASE_MEMORY_ABOVE_BYTES = 8 * 1024 * 1024
 
 
 def load_frame(path: Path):
     import pandas as pd
 
-    if path.stat().st_size >= RELEASE_MEMORY_ABOVE_BYTES:
-        release_memory()
     return pd.read_parquet(path)
-
-
-def release_memory() -> None:
-    """Give back the memory of frames that earlier steps of this process no longer use.
-
-    In one process (the in-process executor) a step's inputs and outputs stay reachable from
-    Dagster's step context, a reference cycle, until the garbage collector's rare full pass;
-    and glibc keeps freed heap pages for reuse. On a million rows that is a table's worth of
-    memory per step, so before the next large frame is read: a full collection (a few tenths
-    of a second in a process that has imported Great Expectations and MLflow), then
-    malloc_trim to hand freed pages back to the system (glibc only; elsewhere a no-op).
-    """
-    import ctypes
-    import gc
-
-    frozen = heap_frozen()
-    if frozen:
-        gc.unfreeze()  # earlier steps' leftovers may be among the frozen objects
-    gc.collect()
-    if frozen:
-        gc.freeze()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-# Freezing the heap during a run (see freeze_heap).
-_FREEZING = False
-
-
-def heap_frozen() -> bool:
-    return _FREEZING
-
-
-def freeze_heap() -> None:
-    """Take every object alive now out of the garbage collector's automatic passes.
-
-    A run's process holds millions of long-lived objects (Dagster, Great Expectations,
-    MLflow, scikit-learn, pydantic models), and each automatic full collection walks them all:
-    1.3 s of a 10k-row `ml-assets run` went to eight of them. Called by the IO manager when a
-    run starts and at each step's start, so the automatic passes walk only what the current
-    step made. What an earlier step left in a reference cycle is reclaimed by release_memory
-    before a big input, or when the run ends (thaw_heap). Python's gc.freeze, meant for
-    exactly this (long-lived objects of a process).
-    """
-    import gc
-
-    global _FREEZING
-    _FREEZING = True
-    gc.freeze()
-
-
-def thaw_heap() -> None:
-    """End freeze_heap: every object is the collector's again (a run ended)."""
-    import gc
-
-    global _FREEZING
-    _FREEZING = False
-    gc.unfreeze()
 
 
 def save_model(path: Path, model) -> str:

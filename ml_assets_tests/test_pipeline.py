@@ -78,10 +78,11 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     assert run.info.status == "FINISHED"  # one MLflow run per Dagster run, ended properly
     assert run.data.tags["dagster_run_id"] == result.run_id
 
-    # the heap frozen during the run (storage.freeze_heap) is the collector's again
+    # the heap frozen during the run (ml_assets/heap.py) is the collector's again
     import gc
 
-    from ml_assets.storage import heap_frozen, recent_frame
+    from ml_assets.heap import heap_frozen
+    from ml_assets.storage import recent_frame
 
     assert gc.get_freeze_count() == 0 and not heap_frozen()
     # and no table of the run is kept alive after it
@@ -177,3 +178,34 @@ def test_worse_model_is_registered_but_not_promoted(tmp_path, instance):
     assert "champion" in registered["decision"].value
     assert check_results(result)["champion_comparison"].passed is False
     assert project.registry().champion()["data_version"] == first
+
+
+def test_raw_data_is_kept_as_its_snapshot_and_read_again_by_a_later_run(tmp_path, instance):
+    from ml_assets_tests.conftest import run_selection
+
+    _, pipeline = DATASETS["breast_cancer"]
+    project = make_project(tmp_path, "bc", **pipeline)
+    project.drop("bc.csv", breast_cancer())
+    [key] = project.register_new(instance)
+    assert run_selection(project, instance, key, ["raw_data"]).success
+    # the landed bytes are raw_data's record: no second copy of the table
+    assert project.store.find_artifact(key, "raw_data") is None
+    assert project.store.verify_snapshot(key).exists()
+
+    # another run (another process, a resumed or --changed run) reads the snapshot again
+    result = run_selection(project, instance, key, ["validated_data"])
+    assert result.success
+    validated = materialization(instance, "validated_data", key).metadata
+    assert validated["dagster/row_count"].value == len(breast_cancer())
+
+    # a snapshot changed behind the store's back is refused, naming the version
+    snapshot = project.store.snapshot_path(key)
+    snapshot.chmod(0o644)
+    snapshot.write_text(snapshot.read_text().replace("malignant", "benign", 1))
+    result = run_selection(project, instance, key, ["validated_data"])
+    assert not result.success
+    from ml_assets.run_summary import summarize_run
+
+    [failed] = [s for s in summarize_run(instance, result.run_id).steps if s.status == "failed"]
+    assert failed.step == "validated_data"
+    assert key in failed.error and "was modified" in failed.error

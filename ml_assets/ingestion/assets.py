@@ -27,6 +27,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         group_name=group,
         code_version=CODE_VERSION,
         kinds={"pandas"},
+        io_manager_key="snapshot_io_manager",  # stored as the snapshot itself, not re-written
         description="The landed file, copied unchanged into the versioned store; its sha256 is "
         "its data version.",
         check_specs=[

@@ -123,19 +123,22 @@ def test_weekly_retrain_targets_the_newest_valid_version(tmp_path, instance):
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
     when = datetime.datetime(2026, 11, 22, 4, 0, tzinfo=datetime.UTC)
-    context = dg.build_schedule_context(
+    # A schedule context opens an instance of its own from the fixture's ref: closed by `with`,
+    # as the daemon closes it. Left to the garbage collector, its teardown would run in
+    # whichever later test happens to collect it.
+    with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
-    )
-    assert isinstance(schedule.evaluate_tick(context).skip_message, str)
+    ) as context:
+        assert isinstance(schedule.evaluate_tick(context).skip_message, str)
 
-    base = breast_cancer()
-    good = ingest(project, instance, "v1.csv", base)
-    bad = base.head(100).drop(columns=["mean_area"])
-    project.drop("v2.csv", bad)
-    [bad_key] = project.register_new(instance)
-    assert not run_selection(project, instance, bad_key, INGEST_ASSETS).success
+        base = breast_cancer()
+        good = ingest(project, instance, "v1.csv", base)
+        bad = base.head(100).drop(columns=["mean_area"])
+        project.drop("v2.csv", bad)
+        [bad_key] = project.register_new(instance)
+        assert not run_selection(project, instance, bad_key, INGEST_ASSETS).success
 
-    [request] = schedule.evaluate_tick(context).run_requests
+        [request] = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == good  # the newest version is blocked: skip it
     assert request.tags["ml_assets/trigger"] == "schedule"
     assert request.run_key == f"schedule:{good}:{when.isoformat()}"
