@@ -99,21 +99,23 @@ def _execute(instance, key: str, trigger: str, asset_selection=None, tags=None,
     Through dg.execute_job on the reconstructable job rather than execute_in_process: the
     latter keeps every step's output in memory for the result object (on a million rows,
     several copies of the table), while execute_job hands outputs to the IO manager only.
-    Returns (run_id, success).
+    The result is not opened as a context manager: that would set the resources up once
+    more (an MLflow look-up among them) only to read outputs, and the run id and its success
+    are there without it. Returns (run_id, success).
     """
     import dagster as dg
 
     from ml_assets import definitions
 
-    with dg.execute_job(
+    result = dg.execute_job(
         dg.reconstructable(definitions.train_job),
         instance=instance,
         asset_selection=asset_selection,
         reexecution_options=reexecution_options,
         tags={"dagster/partition": key, "ml_assets/trigger": trigger, **(tags or {})},
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-    ) as result:
-        return RunOutcome(result.run_id, result.success)
+    )
+    return RunOutcome(result.run_id, result.success)
 
 
 def _check_model_settings(env, settings, store) -> None:
