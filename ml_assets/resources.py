@@ -13,6 +13,7 @@ from ml_assets.storage import (
     VersionedStore,
     load_frame_shared,
     load_model,
+    prepare_model_io,
     read_json,
     recent_frame,
     save_frame,
@@ -48,6 +49,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
 
     def setup_for_execution(self, context) -> None:
         heap.run_starts()  # cheap garbage collections during the run (see ml_assets/heap.py)
+        prepare_model_io()
 
     def teardown_after_execution(self, context) -> None:
         recent_frame.clear()  # the next run in this process starts without this one's table
