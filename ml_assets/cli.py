@@ -147,10 +147,12 @@ def cmd_run(args) -> int:
     env, settings = _load()
     from filelock import Timeout
 
+    from ml_assets import heap
     from ml_assets.storage import StoreError, VersionedStore
 
     store = VersionedStore(env.store_root, settings.name)
-    _check_model_settings(env, settings, store)
+    with heap.importing():  # scikit-learn
+        _check_model_settings(env, settings, store)
     print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
     lock = store.run_lock()
     try:
@@ -161,7 +163,8 @@ def cmd_run(args) -> int:
     try:
         if not args.changed and _nothing_to_do(env, settings, store):
             return EXIT_OK
-        instance = _instance()
+        with heap.importing():  # Dagster and its storage
+            instance = _instance()
         if args.changed:
             return _run_changed(env, settings, instance, store)
         in_progress = store.base / ".cli_run_in_progress"

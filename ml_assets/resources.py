@@ -81,7 +81,8 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
             ) from None
 
     def load_input(self, context: dg.InputContext) -> Any:
-        heap.step_starts(_step_key(context))  # frees what the previous step left behind
+        # frees what the previous step left behind (its input table, if a large one)
+        heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
         name = context.upstream_output.asset_key.path[-1]
         store = self._store()
@@ -123,7 +124,7 @@ class SnapshotIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> Any:
         from ml_assets.core.tables import TableReadError, read_table
 
-        heap.step_starts(_step_key(context))
+        heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
         store = self._store()
         frame = recent_frame.get(store.snapshot_path(key))

@@ -326,7 +326,15 @@ class RecentFrame:
     def clear(self) -> None:
         self._entry = None
 
+    def is_large(self) -> bool:
+        """Whether the frame held is a large table (the previous step's was likely one too)."""
+        if self._entry is None:
+            return False
+        return int(self._entry[2].memory_usage(index=False, deep=False).sum()) >= LARGE_FRAME_BYTES
 
+
+# A table this large (a million rows or so) is worth a collection to free once it is garbage.
+LARGE_FRAME_BYTES = 32 * 1024 * 1024
 recent_frame = RecentFrame()
 
 

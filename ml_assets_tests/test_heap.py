@@ -37,6 +37,35 @@ def test_what_a_step_left_in_a_reference_cycle_is_freed_when_the_next_step_start
     assert not heap.heap_frozen() and gc.get_freeze_count() == 0
 
 
+def test_small_leftovers_wait_for_the_end_of_the_run():
+    heap.run_starts()
+    try:
+        table = Table()
+        gone = weakref.ref(table)
+        heap.step_starts("validated_data")
+        context = {"inputs": [table]}
+        context["self"] = context
+        del table, context
+        heap.step_starts("features", release=False)  # not worth a collection
+        assert gone() is not None
+    finally:
+        heap.run_ends()
+    gc.collect()
+    assert gone() is None
+
+
+def test_imports_run_without_automatic_collections_and_end_frozen():
+    assert gc.isenabled()
+    with heap.importing():
+        assert not gc.isenabled()
+        imported = Table()
+    try:
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert not any(o is imported for o in gc.get_objects())  # frozen: not the collector's
+    finally:
+        gc.unfreeze()
+
+
 def test_a_step_start_outside_a_run_leaves_the_heap_alone():
     heap.step_starts("model")
     assert not heap.heap_frozen() and gc.get_freeze_count() == 0

@@ -128,3 +128,18 @@ def test_a_frame_is_handed_on_only_while_its_file_is_unchanged(tmp_path):
         assert recent_frame.get(path) is None
     finally:
         recent_frame.clear()
+
+
+def test_only_a_large_handed_on_table_is_worth_a_collection(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from ml_assets.storage import LARGE_FRAME_BYTES, RecentFrame
+
+    held = RecentFrame()
+    assert not held.is_large()
+    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
+    held.put(small, pd.DataFrame({"x": np.zeros(1000)}))
+    assert not held.is_large()
+    held.put(large, pd.DataFrame({"x": np.zeros(LARGE_FRAME_BYTES // 8)}))
+    assert held.is_large()
