@@ -7,11 +7,15 @@ of Dagster so it reads as the sequence of MLflow calls it is.
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ml_assets.config import PipelineSettings
+
+_log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # the logged model's name in its MLflow run
 CHAMPION_ALIAS = "champion"  # the registered model alias that serving and drift follow
@@ -162,7 +166,12 @@ def register(
         "model_sha256": model_checksum(info.model_id, tracking_uri),
         **{f"metric.{k}": f"{float(v):.6g}" for k, v in metrics.items()},
     }
-    version = mlflow_module.register_model(info.model_uri, settings.name, tags=tags)
+    # MLflow prints "Successfully registered model ..." and "Created version ..." on stderr,
+    # in the middle of `ml-assets run`'s step lines; the step's metadata says the same.
+    with contextlib.redirect_stderr(io.StringIO()) as printed:
+        version = mlflow_module.register_model(info.model_uri, settings.name, tags=tags)
+    for line in printed.getvalue().splitlines():
+        _log.info(line)
     number = int(version.version)
 
     # Promote only against the champion the evaluation compared with: if another run
