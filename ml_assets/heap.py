@@ -9,7 +9,7 @@ nothing refers to them). So:
 
 - while `ml-assets run` imports its libraries, there are no automatic collections, and what
   it imported is frozen (`importing`);
-- when a run starts, the heap is frozen (`run_starts`);
+- when a run starts, the heap is frozen and full collections made rarer (`run_starts`);
 - when a step starts, what the step before it left behind is collected, then frozen
   (`step_starts`). Dagster's step context and a step's inputs refer to each other, so a step's
   input table lives on after the step, in a reference cycle; that cycle was made during the
@@ -32,6 +32,8 @@ from collections.abc import Iterator
 _frozen = False  # our freeze is in force (a freeze made by other code is not ours to undo)
 _step: object = None  # the step whose start was seen last
 _exit_hook = False
+_thresholds: list[int] = []  # the collector's thresholds before the run
+RUN_OLDEST_THRESHOLD_FACTOR = 10
 
 
 def heap_frozen() -> bool:
@@ -67,6 +69,15 @@ def run_starts() -> None:
     global _frozen, _step
     _step = None
     freeze_at_exit()
+    if not _frozen:
+        _thresholds[:] = gc.get_threshold()
+        young, middle, oldest = _thresholds
+        # Python runs a full collection when objects promoted to the oldest generation
+        # outnumber a quarter of those it held after the last one; with the heap frozen, that
+        # count is near zero, so every tenth middle collection became a full one, walking
+        # everything made since the last freeze (a library imported by the step: many times
+        # over). Ten times rarer during a run; a step start collects what matters.
+        gc.set_threshold(young, middle, oldest * RUN_OLDEST_THRESHOLD_FACTOR)
     _frozen = True
     gc.freeze()
 
@@ -91,6 +102,8 @@ def step_starts(step: object, release: bool = True) -> None:
 def run_ends() -> None:
     """End the run's freeze: every object is the collector's again."""
     global _frozen, _step
+    if _frozen and _thresholds:
+        gc.set_threshold(*_thresholds)
     _frozen, _step = False, None
     gc.unfreeze()
 

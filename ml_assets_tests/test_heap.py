@@ -37,6 +37,19 @@ def test_what_a_step_left_in_a_reference_cycle_is_freed_when_the_next_step_start
     assert not heap.heap_frozen() and gc.get_freeze_count() == 0
 
 
+def test_full_collections_are_rarer_during_a_run_only():
+    before = gc.get_threshold()
+    heap.run_starts()
+    try:
+        factor = heap.RUN_OLDEST_THRESHOLD_FACTOR
+        assert gc.get_threshold() == (before[0], before[1], before[2] * factor)
+        heap.run_starts()  # a second set-up in the same run (another IO manager) changes nothing
+        assert gc.get_threshold()[2] == before[2] * factor
+    finally:
+        heap.run_ends()
+    assert gc.get_threshold() == before
+
+
 def test_small_leftovers_wait_for_the_end_of_the_run():
     heap.run_starts()
     try:
