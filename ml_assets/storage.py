@@ -330,7 +330,8 @@ class RecentFrame:
         """Whether the frame held is a large table (the previous step's was likely one too)."""
         if self._entry is None:
             return False
-        return int(self._entry[2].memory_usage(index=False, deep=False).sum()) >= LARGE_FRAME_BYTES
+        frame = self._entry[2]
+        return int(frame.memory_usage(index=False, deep=False).sum()) >= LARGE_FRAME_BYTES
 
 
 # A table this large (a million rows or so) is worth a collection to free once it is garbage.

@@ -111,10 +111,8 @@ ARGMAX_PROBA_CLASSIFIERS = frozenset({
 
 
 def _predicts_argmax_proba(model: Any) -> bool:
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    return type(final).__name__ in ARGMAX_PROBA_CLASSIFIERS and type(final).__module__.startswith(
-        "sklearn."
-    )
+    final = type(model.steps[-1][1] if hasattr(model, "steps") else model)  # a Pipeline's estimator
+    return final.__module__.startswith("sklearn.") and final.__name__ in ARGMAX_PROBA_CLASSIFIERS
 
 
 def predict(model: Any, X: Any, task: str = "classification") -> Predictions:
