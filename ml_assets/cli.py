@@ -28,11 +28,9 @@ class UsageError(Exception):
 
 
 def _quiet_libraries() -> None:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
+    # No telemetry, progress bars or long HTTP retries: ml_assets/library_settings.py, applied
+    # when the package was imported. Beyond those, a command-line tool's output stays short.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     warnings.filterwarnings("ignore")
     for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):

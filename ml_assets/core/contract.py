@@ -142,8 +142,7 @@ class ContractResult:
 
 
 def _gx():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
+    import great_expectations as gx  # analytics off: ml_assets/library_settings.py
 
     return gx
 

@@ -16,7 +16,6 @@ one MLflow run per Dagster run. Its gaps, handled here:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,15 +24,6 @@ from typing import Any
 import dagster as dg
 
 from ml_assets.registry.registration import CHAMPION_ALIAS, MODEL_ARTIFACT  # noqa: F401 (re-exported)
-
-# MLflow's HTTP client retries each request up to 7 times with exponential backoff (minutes
-# in all) before a step even sees the failure. The steps retry with their own policy
-# (MLFLOW_RETRY below), so each request gives up sooner; explicit settings win.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-# Progress bars of artifact downloads would fill run logs and the CLI's output.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class ModelIntegrityError(RuntimeError):

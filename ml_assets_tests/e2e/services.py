@@ -23,8 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_ASSETS_", "MLFLOW_", "DAGSTER_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("GX_ANALYTICS_ENABLED", "False")
-    env.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
-    env.setdefault("DO_NOT_TRACK", "true")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # `mlflow server` imports no ml_assets
     env.update(extra)
     return env
 
