@@ -81,6 +81,9 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ML_ASSETS_", "DAGSTER_", "MLFLOW_"))}
     env.pop("PYTHONPATH", None)
+    # Some shells (containers, CI images) set this; a user's machine keeps a bytecode cache,
+    # and without it every case would compile ml_assets anew (benchmarks/run.py compiles it).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if CODE_PATH:
         env["PYTHONPATH"] = CODE_PATH
     if THREADS:
