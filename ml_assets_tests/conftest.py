@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ml_assets.library_settings import apply_library_defaults
 from ml_assets_tests.e2e.conftest import free_port
 
 BIN = Path(sys.executable).parent
@@ -22,8 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     with the venv's bin first on PATH (mlflow starts `uvicorn`, dagster-celery starts `celery`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ML_ASSETS_", "MLFLOW_", "DAGSTER_"))}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("GX_ANALYTICS_ENABLED", "False")
-    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # `mlflow server` imports no ml_assets
+    apply_library_defaults(env)  # for servers that never import ml_assets (`mlflow server`)
     env.update(extra)
     return env
 
