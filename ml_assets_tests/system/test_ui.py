@@ -1,11 +1,13 @@
 """The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 in a temporary home trains the
 demo by itself and blocks a bad file; headless Chromium (Debian's, driven by Playwright) then
 checks what a user looks at: the asset graph and its lineage, the evaluation report with its
-metrics and plots, the checks of each version, and the data-version partitions.
+metrics and plots, the checks of each version, the data-version partitions, and what an edit
+of the model's hyperparameters makes stale (the same answer as `ml-assets run --changed`).
 Full-page screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import urllib.request
@@ -126,13 +128,15 @@ def test_the_ui_shows_graph_report_checks_and_versions(trained_ui):
             _evaluation_report(browser, good)
             _checks(browser, good, bad)
             _partitions(browser, good, bad)
+            _staleness(browser, dev, good)
         finally:
             browser.close()
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == sorted(
         ["01_asset_graph.png", "02_lineage_downstream_of_features.png",
          "03_lineage_upstream_of_registered_model_version.png", "04_evaluation_report.png",
          "05_evaluation_plots.png", "06_data_contract_checks.png", "07_quality_gate_checks.png",
-         "08_data_version_partitions.png", "09_runs.png"])
+         "08_data_version_partitions.png", "09_runs.png", "10_model_unsynced_after_edit.png",
+         "11_evaluation_report_unsynced_after_model.png"])
 
 
 def _asset_graph_and_lineage(browser: Browser):
@@ -226,3 +230,71 @@ def _partitions(browser: Browser, good: str, bad: str):
     page = browser.open("/runs", "Runs")
     page.get_by_text("Failure", exact=False).first.wait_for()
     browser.shot("09_runs")
+
+
+STALENESS = """query($partition: String!) { assetNodes { assetKey { path }
+  staleStatus(partition: $partition)
+  staleCauses(partition: $partition) { reason key { path } } } }"""
+
+
+def _stale_in_ui(dev: DagsterDev, partition: str) -> dict[str, list[str]]:
+    """What the UI marks Unsynced for a data version: {asset: ["<asset>: <reason>", ...]}.
+
+    Asked of the webserver's GraphQL endpoint, as the UI's pages do."""
+    request = urllib.request.Request(
+        f"{dev.url}/graphql",
+        data=json.dumps({"query": STALENESS, "variables": {"partition": partition}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    nodes = json.loads(urllib.request.urlopen(request, timeout=60).read())["data"]["assetNodes"]
+    return {
+        node["assetKey"]["path"][-1]: [f"{c['key']['path'][-1]}: {c['reason']}" for c in node["staleCauses"]]
+        for node in nodes
+        if node["staleStatus"] == "STALE"
+    }
+
+
+def _unsynced_tag(browser: Browser, asset: str, partition: str) -> bool:
+    browser.open(f"/assets/{asset}?view=partitions&partition={partition}", "Latest materialization")
+    return "Unsynced" in browser.text()
+
+
+def _staleness(browser: Browser, dev: DagsterDev, good: str):
+    """Edit model.params, reload: the UI marks model Unsynced and nothing upstream; once model
+    is rematerialised, what follows it; `ml-assets run --changed` then reruns exactly that."""
+    from ml_assets.environment import BUNDLED_PIPELINE
+
+    assert _stale_in_ui(dev, good) == {}
+    # The user's own copy of the demo pipeline file, in the directory `dagster dev` runs in.
+    (dev.root / "ml_assets.yaml").write_text(
+        BUNDLED_PIPELINE.read_text() + "model:\n  params: {learning_rate: 0.05, max_iter: 200}\n")
+    page = browser.open("/asset-groups", "Global asset lineage")
+    page.get_by_role("button", name="Reload definitions").click()
+    stale = wait_for(lambda: _stale_in_ui(dev, good), 60, "the reloaded definitions", interval=1)
+    assert stale == {"model": ["model: has a new code version"]}
+    assert _unsynced_tag(browser, "model", good)
+    browser.shot("10_model_unsynced_after_edit")
+    assert not _unsynced_tag(browser, "features", good)
+
+    # Dagster marks what follows model once model has a new data version.
+    materialize = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "ml_assets.definitions",
+         "--select", "model", "--partition", good],
+        cwd=dev.root, env=dev.env, capture_output=True, text=True, timeout=300, check=False)
+    assert materialize.returncode == 0, materialize.stderr[-3000:]
+    assert _stale_in_ui(dev, good) == {
+        "evaluation_report": ["model: has a new data version"],
+        "registered_model_version": ["model: has a new data version"],
+    }
+    assert _unsynced_tag(browser, "evaluation_report", good)
+    browser.shot("11_evaluation_report_unsynced_after_model")
+
+    changed = subprocess.run([str(BIN / "ml-assets"), "run", "--changed"], cwd=dev.root, env=dev.env,
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "2 stale asset(s)" in changed.stdout
+    for asset in ("raw_data", "validated_data", "features", "drift_report", "model"):
+        assert f"  {asset:<26} skipped" in changed.stdout, changed.stdout
+    for asset in ("evaluation_report", "registered_model_version"):
+        assert f"  {asset:<26} ok" in changed.stdout, changed.stdout
+    assert _stale_in_ui(dev, good) == {}
