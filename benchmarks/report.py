@@ -42,8 +42,8 @@ def summarize(results: dict) -> dict:
     summary["fixed_overhead"] = {
         "rows": int(smallest),
         **{f"{k}-{base}": round(s[k]["wall"] - s[base]["wall"], 3)
-           for k, base in (("b", "a"), ("c", "a"), ("d", "a"), ("b", "m"), ("c", "m"),
-                           ("d", "m"))
+           for k, base in (("m", "a"), ("b", "a"), ("c", "a"), ("d", "a"), ("b", "m"),
+                           ("c", "m"), ("d", "m"))
            if k in s and base in s},
     }
 
@@ -54,15 +54,14 @@ def summarize(results: dict) -> dict:
     big_note = "" if big == "1000000" else f" (1M not run: at {int(big):,})"
     peak = ratios[big].get("peak/raw", {})
     fo = summary["fixed_overhead"]
+    # The issue's (a) is "a bare script doing the same work": here (a+), which also draws the
+    # plots and logs and registers the model in MLflow, as every run must. The script without
+    # that work, (a), is kept beside it to show what the MLflow work itself costs.
     targets = [
-        (f"b/a wall at 1M rows{big_note}", at(big, "b/a"), 1.3, ""),
-        (f"c/a wall at 1M rows{big_note}", at(big, "c/a"), 1.3, ""),
-        (f"fixed overhead b-a at {int(smallest):,} rows", fo.get("b-a"), 3.0, "s"),
-        (f"fixed overhead c-a at {int(smallest):,} rows", fo.get("c-a"), 3.0, "s"),
-        (f"  same work (a+ = a + plots + MLflow): b/a+ at 1M{big_note}", at(big, "b/m"), 1.3, ""),
-        (f"  c/a+ at 1M{big_note}", at(big, "c/m"), 1.3, ""),
-        (f"  fixed overhead b-(a+) at {int(smallest):,} rows", fo.get("b-m"), 3.0, "s"),
-        (f"  fixed overhead c-(a+) at {int(smallest):,} rows", fo.get("c-m"), 3.0, "s"),
+        (f"b/(a+) wall at 1M rows{big_note}", at(big, "b/m"), 1.3, ""),
+        (f"c/(a+) wall at 1M rows{big_note}", at(big, "c/m"), 1.3, ""),
+        (f"fixed overhead b-(a+) at {int(smallest):,} rows", fo.get("b-m"), 3.0, "s"),
+        (f"fixed overhead c-(a+) at {int(smallest):,} rows", fo.get("c-m"), 3.0, "s"),
         ("no-op ml-assets run, wall", results.get("noop", {}).get("wall"), 1.5, "s"),
         ("import ml_assets.definitions - import dagster",
          results.get("imports", {}).get("difference"), 0.5, "s"),
@@ -75,6 +74,17 @@ def summarize(results: dict) -> dict:
         {"what": what, "measured": value, "target": f"<= {limit}{unit}",
          "met": None if value is None else value <= limit}
         for what, value, limit, unit in targets
+    ]
+    summary["without_mlflow_work"] = [
+        {"what": what, "measured": value}
+        for what, value in (
+            (f"(a+)/a wall at 1M rows{big_note}: the MLflow work and plots", at(big, "m/a")),
+            (f"(a+)-a at {int(smallest):,} rows: the MLflow work and plots", fo.get("m-a")),
+            (f"b/a wall at 1M rows{big_note}", at(big, "b/a")),
+            (f"c/a wall at 1M rows{big_note}", at(big, "c/a")),
+            (f"b-a at {int(smallest):,} rows", fo.get("b-a")),
+            (f"c-a at {int(smallest):,} rows", fo.get("c-a")),
+        )
     ]
     return summary
 
@@ -193,7 +203,7 @@ def render(results: dict) -> str:
             f"{s['register_seconds']:.2f} s")
     fo = summary["fixed_overhead"]
     extra.append(f"fixed overhead at {fo['rows']:,} rows: "
-                 + ", ".join(f"{k.replace('-m', '-(a+)')} {v:+.2f} s"
+                 + ", ".join(f"{k.replace('m', '(a+)')} {v:+.2f} s"
                              for k, v in fo.items() if k != "rows"))
     init = [results["sizes"][r][k].get("home_init_seconds") for r in sizes for k in ("b", "c")]
     init = [x for x in init if x is not None]
@@ -202,11 +212,18 @@ def render(results: dict) -> str:
                      f"{max(init):.1f} s once (every case starts from a copy of that home)")
     lines += extra + [""]
 
-    lines.append("targets (issue 5; shown, not asserted)")
+    lines.append("targets (issue 5; shown, not asserted), against (a+), the bare script doing "
+                 "the same work")
     head = f"{'what':<58} {'measured':>10} {'target':>10}  met"
     lines += [head, "-" * len(head)]
     for t in summary["targets"]:
         value = "n/a" if t["measured"] is None else f"{t['measured']:.3f}"
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
         lines.append(f"{t['what']:<58} {value:>10} {t['target']:>10}  {met}")
+    if summary.get("without_mlflow_work"):
+        lines += ["", "for reference, against (a), the bare script without the plots and the MLflow "
+                  "logging and registration that every run does (not the same work)"]
+        for t in summary["without_mlflow_work"]:
+            value = "n/a" if t["measured"] is None else f"{t['measured']:.3f}"
+            lines.append(f"{t['what']:<58} {value:>10}")
     return "\n".join(lines)
