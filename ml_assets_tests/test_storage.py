@@ -44,6 +44,40 @@ def test_scan_registers_new_files_once_and_skips_duplicates(tmp_path):
     assert len(store.versions()) == 1
 
 
+def test_known_files_are_never_read_again(tmp_path, monkeypatch):
+    """The landing index (size, mtime) keeps every scan from re-reading files it has seen:
+    only a new file, or one whose size or mtime changed, is copied and hashed."""
+    import ml_assets.storage as storage
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (landing / name).write_text(f"x,y\n1,{name}\n")
+    store = VersionedStore(tmp_path / "store", "p")
+    assert len(store.scan_landing(landing, "*.csv").new) == 3
+
+    hashed = []
+    real = storage.copy_and_hash
+
+    def counting(source, target):
+        hashed.append(source.name)
+        return real(source, target)
+
+    monkeypatch.setattr(storage, "copy_and_hash", counting)
+    assert store.scan_landing(landing, "*.csv").new == []
+    assert hashed == []  # three known files, none read
+
+    (landing / "d.csv").write_text("x,y\n1,d\n")
+    stat = (landing / "b.csv").stat()
+    os.utime(landing / "b.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns - 10**10))  # mtime moved only
+    result = store.scan_landing(landing, "*.csv")
+    assert sorted(hashed) == ["b.csv", "d.csv"]
+    assert [r.source_name for r in result.new] == ["d.csv"]
+    assert "same bytes as data version" in result.duplicates[0].reason  # b: same bytes, no new version
+    hashed.clear()
+    assert store.scan_landing(landing, "*.csv").new == [] and hashed == []
+
+
 def test_snapshot_survives_landing_edits_and_detects_tampering(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
