@@ -25,6 +25,15 @@ def materialization(instance, asset, key):
     return records[0].event_log_entry.asset_materialization if records else None
 
 
+def mlflow_runs(project, experiment="bc"):
+    """(status, data_version tag) of every MLflow run of the pipeline's experiment."""
+    client = project.registry().client()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return sorted((r.info.status, r.data.tags.get("data_version")) for r in client.search_runs([found.experiment_id]))
+
+
 def check_results(result):
     return {
         e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data
@@ -133,11 +142,14 @@ def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
     for asset in ("features", "model", "evaluation_report", "registered_model_version"):
         assert materialization(instance, asset, second) is None, asset
     assert project.registry().champion()["data_version"] == first
+    # The blocked version never reached registration: no MLflow run of its own.
+    assert mlflow_runs(project) == [("FINISHED", first)]
 
     # the next good file still trains
     project.drop("next.csv", good.sample(frac=0.9, random_state=4))
     [third] = project.register_new(instance)
     assert project.run_version(instance, third).success
+    assert mlflow_runs(project) == sorted([("FINISHED", first), ("FINISHED", third)])
 
 
 def test_failed_quality_gate_registers_nothing(tmp_path, instance):
@@ -153,6 +165,7 @@ def test_failed_quality_gate_registers_nothing(tmp_path, instance):
     assert not gate.passed and "roc_auc" in gate.description
     assert materialization(instance, "registered_model_version", key) is None
     assert project.registry().champion() is None
+    assert mlflow_runs(project) == []  # no empty FAILED run in MLflow
 
 
 def test_worse_model_is_registered_but_not_promoted(tmp_path, instance):

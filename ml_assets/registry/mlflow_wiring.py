@@ -12,6 +12,10 @@ one MLflow run per Dagster run. Its gaps, handled here:
    anything still open as FAILED, so no run dangles.
 3. A retried step resumes the same MLflow run (by the id dagster-mlflow found or started, see
    `finish_mlflow_run`), so retries do not multiply runs.
+4. It starts the MLflow run when the resource is set up, which the in-process executor does
+   at the start of a Dagster run: a version blocked by its data contract or its quality gate
+   left an empty FAILED MLflow run behind, and paid for importing MLflow. Here the MLflow run
+   starts when the registration step first asks for it (`MlflowRun.handle`).
 """
 
 from __future__ import annotations
@@ -107,37 +111,73 @@ def _ended_status(tracking_uri: str, experiment_id: str, dagster_run_id: str) ->
     return status if status in ("FINISHED", "FAILED", "KILLED") else None
 
 
-def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location: str):
-    """dagster-mlflow's `mlflow_tracking`, configured, with the experiment created first."""
+class MlflowRun:
+    """dagster-mlflow's run handle, set up on first use instead of when the resource is.
 
-    @dg.resource(
-        # The subset of dagster-mlflow's config we use; its own schema lives in a module that
-        # imports mlflow, which would cost every process loading the code location a second.
-        config_schema={"experiment_name": str, "mlflow_tracking_uri": str},
-        description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run",
-    )
-    def mlflow_run(context) -> Iterator[Any]:
+    `handle()` creates the experiment, then runs dagster-mlflow's `mlflow_tracking` set-up
+    (start, or resume by the `dagster_run_id` tag). A set-up that failed is tried again by the
+    next call, so a retried registration step starts afresh.
+    """
+
+    def __init__(self, context, tracking_uri: str, experiment: str, artifact_location: str):
+        self._context = context
+        self._tracking_uri = tracking_uri
+        self._experiment = experiment
+        self._artifact_location = artifact_location
+        self._handle: Any = None
+        self._generator: Iterator[Any] | None = None
+        self._ended_before: str | None = None
+
+    def handle(self):
+        if self._handle is not None:
+            return self._handle
         import mlflow
         from dagster_mlflow import mlflow_tracking
 
-        experiment_id = ensure_experiment(tracking_uri, experiment, artifact_location)
-        ended = _ended_status(tracking_uri, experiment_id, context.run_id)
-        generator = mlflow_tracking.resource_fn(context)
+        experiment_id = ensure_experiment(self._tracking_uri, self._experiment, self._artifact_location)
+        self._ended_before = _ended_status(self._tracking_uri, experiment_id, self._context.run_id)
+        generator = mlflow_tracking.resource_fn(self._context)
         handle = next(generator)
         # dagster-mlflow records the run id only when it resumed a run; when it started one,
         # take it from the active run, so `finish_mlflow_run` continues that very run.
         if handle.mlflow_run_id is None and mlflow.active_run() is not None:
             handle.mlflow_run_id = mlflow.active_run().info.run_id
+        self._generator, self._handle = generator, handle
+        return handle
+
+    def close(self) -> None:
+        """End what is still open: FAILED, or the status an already-ended run had."""
+        import sys
+
+        if "mlflow" not in sys.modules:
+            return  # never used: nothing to end, and no reason to import MLflow now
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            # Still open: this process's step failed before finishing the run (FAILED), or
+            # this process only resumed a run that had already ended: give that run back the
+            # status it had, instead of turning a success into a failure.
+            mlflow.end_run(status=self._ended_before or "FAILED")
+        if self._generator is not None:
+            self._generator.close()
+
+
+def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location: str):
+    """dagster-mlflow's `mlflow_tracking`, configured, started on first use (`MlflowRun`)."""
+
+    @dg.resource(
+        # The subset of dagster-mlflow's config we use; its own schema lives in a module that
+        # imports mlflow, which would cost every process loading the code location a second.
+        config_schema={"experiment_name": str, "mlflow_tracking_uri": str},
+        description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run, started "
+        "by the registration step",
+    )
+    def mlflow_run(context) -> Iterator[MlflowRun]:
+        run = MlflowRun(context, tracking_uri, experiment, artifact_location)
         try:
-            yield handle
+            yield run
         finally:
-            if mlflow.active_run() is not None:
-                # Still open: this process's step failed before finishing the run (FAILED),
-                # or this process only resumed a run that had already ended (`execute_job`
-                # sets up the resources again after the run, to build its result): give that
-                # run back the status it had, instead of turning a success into a failure.
-                mlflow.end_run(status=ended or "FAILED")
-            generator.close()
+            run.close()
 
     return mlflow_run.configured(
         {"experiment_name": experiment, "mlflow_tracking_uri": tracking_uri}
@@ -145,16 +185,17 @@ def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location:
 
 
 @contextmanager
-def finish_mlflow_run(handle) -> Iterator[None]:
+def finish_mlflow_run(run: MlflowRun) -> Iterator[None]:
     """Run the block inside this Dagster run's MLflow run; end it FINISHED when the block
     succeeds, FAILED when it raises.
 
-    `handle` is dagster-mlflow's resource object. A retried step may find its MLflow run
-    already ended by the failed attempt (the resource is not set up again for a retry within
-    the same process), so the run is resumed by id first: retries never start a second run.
+    A retried step may find its MLflow run already ended by the failed attempt (the resource
+    is not set up again for a retry within the same process), so the run is resumed by id
+    first: retries never start a second run.
     """
     import mlflow
 
+    handle = run.handle()
     active = mlflow.active_run()
     if active is None or active.info.run_id != handle.mlflow_run_id:
         if active is not None:
