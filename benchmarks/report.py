@@ -216,14 +216,14 @@ def render(results: dict) -> str:
                  "the same work")
     head = f"{'what':<58} {'measured':>10} {'target':>10}  met"
     lines += [head, "-" * len(head)]
-    for t in summary["targets"]:
-        value = "n/a" if t["measured"] is None else f"{t['measured']:.3f}"
-        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
-        lines.append(f"{t['what']:<58} {value:>10} {t['target']:>10}  {met}")
+    def measured(row: dict) -> str:
+        return "n/a" if row["measured"] is None else f"{row['measured']:.3f}"
+
+    for row in summary["targets"]:
+        met = "n/a" if row["met"] is None else ("yes" if row["met"] else "NO")
+        lines.append(f"{row['what']:<58} {measured(row):>10} {row['target']:>10}  {met}")
     if summary.get("without_mlflow_work"):
         lines += ["", "for reference, against (a), the bare script without the plots and the MLflow "
                   "logging and registration that every run does (not the same work)"]
-        for t in summary["without_mlflow_work"]:
-            value = "n/a" if t["measured"] is None else f"{t['measured']:.3f}"
-            lines.append(f"{t['what']:<58} {value:>10}")
+        lines += [f"{row['what']:<58} {measured(row):>10}" for row in summary["without_mlflow_work"]]
     return "\n".join(lines)

@@ -20,6 +20,7 @@ one MLflow run per Dagster run. Its gaps, handled here:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,17 +101,6 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
         return experiment.experiment_id
 
 
-def _ended_status(tracking_uri: str, experiment_id: str, dagster_run_id: str) -> str | None:
-    """FINISHED/FAILED/KILLED when this Dagster run's MLflow run exists and has ended."""
-    from mlflow.tracking import MlflowClient
-
-    runs = MlflowClient(tracking_uri=tracking_uri).search_runs(
-        [experiment_id], f"tags.dagster_run_id = '{dagster_run_id}'", max_results=1
-    )
-    status = runs[0].info.status if runs else None
-    return status if status in ("FINISHED", "FAILED", "KILLED") else None
-
-
 class MlflowRun:
     """dagster-mlflow's run handle, set up on first use instead of when the resource is.
 
@@ -126,7 +116,6 @@ class MlflowRun:
         self._artifact_location = artifact_location
         self._handle: Any = None
         self._generator: Iterator[Any] | None = None
-        self._ended_before: str | None = None
 
     def handle(self):
         if self._handle is not None:
@@ -134,8 +123,7 @@ class MlflowRun:
         import mlflow
         from dagster_mlflow import mlflow_tracking
 
-        experiment_id = ensure_experiment(self._tracking_uri, self._experiment, self._artifact_location)
-        self._ended_before = _ended_status(self._tracking_uri, experiment_id, self._context.run_id)
+        ensure_experiment(self._tracking_uri, self._experiment, self._artifact_location)
         generator = mlflow_tracking.resource_fn(self._context)
         handle = next(generator)
         # dagster-mlflow records the run id only when it resumed a run; when it started one,
@@ -146,18 +134,19 @@ class MlflowRun:
         return handle
 
     def close(self) -> None:
-        """End what is still open: FAILED, or the status an already-ended run had."""
-        import sys
+        """End as FAILED what is still open.
 
+        Only `finish_mlflow_run` uses the run, and it ends it FINISHED or FAILED itself; a run
+        still open here was left by a set-up or a step that broke off in between. (A process
+        that never asked for the run, such as `execute_job` setting the resources up again
+        after the run to build its result, resumes nothing and ends nothing.)
+        """
         if "mlflow" not in sys.modules:
             return  # never used: nothing to end, and no reason to import MLflow now
         import mlflow
 
         if mlflow.active_run() is not None:
-            # Still open: this process's step failed before finishing the run (FAILED), or
-            # this process only resumed a run that had already ended: give that run back the
-            # status it had, instead of turning a success into a failure.
-            mlflow.end_run(status=self._ended_before or "FAILED")
+            mlflow.end_run(status="FAILED")
         if self._generator is not None:
             self._generator.close()
 
