@@ -1,7 +1,9 @@
-"""`ml-assets`: run the pipeline headless, show its status, write demo data.
+"""`ml-assets`: run the pipeline headless, show its status, write demo data, evolve the data
+contract.
 
-Exit codes (CONTRACT.md): 0 all passed; 1 a version was blocked (a gate failed, or its file
-could not be read as a table) or its run failed; 2 usage or pipeline-file error.
+Exit codes: 0 all passed; 1 a version was blocked (a gate failed, or its file could not be
+read as a table) or its run failed, or a command refused what it was asked (the reason named);
+2 usage or pipeline-file error.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class RunOutcome(NamedTuple):
 
 class UsageError(Exception):
     pass
+
+
+class Refused(Exception):
+    """A command that refuses what it was asked (exit 1); str() names what and why."""
 
 
 def _quiet_libraries() -> None:
@@ -186,7 +192,7 @@ def _nothing_to_do(env, settings, store) -> bool:
     scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
     for skipped in scan.duplicates:
         print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
-    if scan.new or scan.unsettled or store.unclaimed():
+    if scan.new or scan.unsettled or store.unclaimed() or store.pending_run_requests():
         return False
     for skipped in scan.refused:
         print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
@@ -262,10 +268,14 @@ def _run_locked(env, settings, instance, store) -> int:
     partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
     store.mark_claimed([key for key in store.unclaimed() if key in partitions])
     keys = unrequested_versions(store, partitions)
-    if not keys and exit_code is None:
+    # A version asked to run again whose first run is about to start needs no second one.
+    reruns = [r for r in store.take_run_requests("ml-assets run")
+              if r.get("data_version") not in keys and store.version(r.get("data_version", ""))]
+    if not keys and not reruns and exit_code is None:
         print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
         return EXIT_OK
-    instance.add_dynamic_partitions(DATA_VERSION, keys)
+    if keys:
+        instance.add_dynamic_partitions(DATA_VERSION, keys)
     store.mark_claimed(keys)
 
     from ml_assets.monitoring.notifications import Notifier
@@ -273,12 +283,36 @@ def _run_locked(env, settings, instance, store) -> int:
     # Runs started here are not watched by the daemon's failure sensor: notify from here.
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     exit_code = exit_code or EXIT_OK
+    for request in reruns:  # older versions than the new ones: first
+        exit_code = max(exit_code, _rerun(instance, store, request, settings, notifier))
     for key in keys:
         record = store.version(key)
         print(f"\n{key}  ({record.source_name})")
         result = _execute(instance, key, "cli")
         exit_code = max(exit_code, _report(instance, result, key, record, settings, notifier))
     return exit_code
+
+
+def _rerun(instance, store, request, settings, notifier) -> int:
+    """Run a version again as `ml-assets contract accept` asked, reported like a new one.
+
+    Tagged trigger "cli" like every run started here, so that an interrupted one is resumed
+    by the next `ml-assets run`; the request and the contract revision are tags of their own.
+    """
+    from ml_assets.partitions import DATA_VERSION
+
+    key = request["data_version"]
+    if not instance.has_dynamic_partition(DATA_VERSION, key):
+        instance.add_dynamic_partitions(DATA_VERSION, [key])
+    record = store.version(key)
+    revision = request.get("contract_revision")
+    print(f"\n{key}  ({record.source_name}): run again: data contract revision {revision} "
+          f"accepted it ({request['run_key']})")
+    tags = {"ml_assets/request": request["run_key"]}
+    if revision is not None:
+        tags["ml_assets/contract_revision"] = str(revision)
+    result = _execute(instance, key, "cli", tags=tags)
+    return _report(instance, result, key, record, settings, notifier)
 
 
 def _report(instance, result, key, record, settings, notifier) -> int:
@@ -386,6 +420,112 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+def _contract_file(env, settings) -> Path:
+    from ml_assets.ingestion.contract_file import contract_file_path
+
+    path = contract_file_path(env.contracts_dir, settings.name)
+    if not path.exists():
+        raise Refused(
+            f"no data contract yet for pipeline {settings.name!r} ({path}): it is inferred from "
+            "the first data version that passes; run `ml-assets run` first"
+        )
+    return path
+
+
+def cmd_contract_show(args) -> int:
+    env, settings = _load()
+    from ml_assets.core.contract import ContractFileError
+    from ml_assets.core.contract.evolve import describe_contract
+    from ml_assets.ingestion.contract_file import read_contract_json
+
+    path = _contract_file(env, settings)
+    try:
+        contract = read_contract_json(path)
+    except ContractFileError as exc:
+        raise Refused(str(exc)) from None
+    if args.json:
+        print(json.dumps(contract, indent=2, ensure_ascii=False))
+    else:
+        print(describe_contract(contract, str(path)))
+    return EXIT_OK
+
+
+def cmd_contract_diff(args) -> int:
+    env, settings = _load()
+    from ml_assets.core.contract import ContractFileError
+    from ml_assets.core.contract.evolve import diff_contracts, history_of
+    from ml_assets.ingestion.contract_file import UnknownRevision, load_revision
+
+    path = _contract_file(env, settings)
+    try:
+        old, new = load_revision(path, args.rev1), load_revision(path, args.rev2)
+    except (UnknownRevision, ContractFileError) as exc:
+        raise Refused(str(exc)) from None
+    print(f"data contract {settings.name!r}: revision {args.rev1} -> {args.rev2}")
+    low, high = sorted((args.rev1, args.rev2))
+    for entry in history_of(new if args.rev2 >= args.rev1 else old):
+        if low < (entry.get("revision") or 0) <= high:
+            reason = entry.get("reason") or "no reason given"
+            print(f"  revision {entry.get('revision')}: {entry.get('data_version')} accepted by "
+                  f"{entry.get('by')} at {entry.get('at')}: {reason}")
+    lines = diff_contracts(old, new)
+    for line in lines:
+        print(f"  {line}")
+    if not lines:
+        print("  no expectation changed")
+    return EXIT_OK
+
+
+def cmd_contract_accept(args) -> int:
+    env, settings = _load()
+    from filelock import Timeout
+
+    from ml_assets.core.contract import ContractFileError
+    from ml_assets.core.contract.evolve import CannotWiden
+    from ml_assets.core.tables import TableReadError, read_table
+    from ml_assets.ingestion.contract_file import accept_version, request_rerun
+    from ml_assets.storage import StoreError, VersionedStore
+
+    path = _contract_file(env, settings)
+    store = VersionedStore(env.store_root, settings.name)
+    key = args.version
+    record = store.version(key)
+    if record is None:
+        known = list(store.versions())
+        listed = ", ".join(known[-10:]) + (f" (and {len(known) - 10} more)" if len(known) > 10 else "")
+        raise Refused(f"data version {key!r} is not in the store of pipeline {settings.name!r}; "
+                      + (f"data versions: {listed}" if known else "it holds no data version yet"))
+    try:
+        df = read_table(store.verify_snapshot(key))
+    except StoreError as exc:
+        raise Refused(str(exc)) from None
+    except TableReadError as exc:
+        raise Refused(f"{record.source_name} (data version {key}) cannot be read as a table: {exc}") from None
+    try:
+        outcome = accept_version(path, df, settings, key, args.reason)
+    except (ContractFileError, CannotWiden) as exc:
+        raise Refused(str(exc)) from None
+    except Timeout:
+        raise Refused(f"{path} is locked by another process (a run inferring it, or another "
+                      "accept); try again") from None
+    if outcome.already_passes:
+        print(f"data version {key} already passes contract revision {outcome.revision}: "
+              "nothing to widen")
+        return EXIT_OK
+    print(f"data contract {settings.name!r} widened from {key} to revision {outcome.revision}:")
+    for line in outcome.widened:
+        print(f"  {line}")
+    print(f"revision {outcome.revision - 1} kept as {outcome.previous}")
+    try:
+        run_key = request_rerun(store, key, outcome.revision, args.reason)
+    except StoreError as exc:
+        raise Refused(f"contract revision {outcome.revision} was saved, but the run of {key} "
+                      f"could not be requested: {exc}; run it from the Dagster UI (materialise "
+                      "its partition)") from None
+    print(f"run of {key} requested ({run_key}): new_data_sensor starts it, or `ml-assets run`")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ml-assets",
@@ -407,7 +547,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true",
                       help="write nothing if the landing folder already holds data (used by make dev)")
     demo.set_defaults(func=cmd_demo)
+    _add_contract_parser(sub)
     return parser
+
+
+def _add_contract_parser(sub) -> None:
+    contract = sub.add_parser(
+        "contract", help="the data contract: show it, compare revisions, widen it from a version"
+    )
+    actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="the current contract, readable, with its history")
+    show.add_argument("--json", action="store_true", help="the contract file's JSON")
+    show.set_defaults(func=cmd_contract_show)
+    diff = actions.add_parser("diff", help="what changed between two revisions")
+    diff.add_argument("rev1", type=_revision, metavar="REV1")
+    diff.add_argument("rev2", type=_revision, metavar="REV2")
+    diff.set_defaults(func=cmd_contract_diff)
+    accept = actions.add_parser(
+        "accept", help="widen the contract from a blocked data version and run that version again"
+    )
+    accept.add_argument("version", metavar="VERSION", help="the data version (partition key)")
+    accept.add_argument("--reason", default="", metavar="TEXT",
+                        help="why the version is right (kept in the contract's history)")
+    accept.set_defaults(func=cmd_contract_accept)
+
+
+def _revision(text: str) -> int:
+    digits = text[1:] if text[:1] in ("r", "R") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"expected a revision number such as 2 (or r2), got {text!r}")
+    return int(digits)
 
 
 def _non_negative(text: str) -> int:
@@ -432,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Refused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

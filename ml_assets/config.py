@@ -47,6 +47,11 @@ class ContractSettings(_Strict):
     range_mostly: float = Field(0.99, gt=0, le=1)
     category_mostly: float = Field(0.95, gt=0, le=1)
     max_categories: int = Field(50, ge=1)
+    # The breakage line (blocks); the keys above draw the change line (reported only).
+    breakage_magnitude: float = Field(10, gt=1)
+    breakage_null_share: float = Field(0.5, gt=0, le=1)
+    breakage_mostly: float = Field(0.99, gt=0, le=1)
+    breakage_negative: bool = True
 
 
 class GateSettings(_Strict):

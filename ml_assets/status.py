@@ -12,6 +12,7 @@ from ml_assets.environment import Environment
 CHECKS = [
     ("raw_data", "readable_table"),
     ("validated_data", "data_contract"),
+    ("validated_data", "data_changes"),
     ("evaluation_report", "quality_gate"),
     ("evaluation_report", "champion_comparison"),
 ]
@@ -140,6 +141,9 @@ def render_status(status: dict) -> str:
         extra = f"model v{v['model_version']}" if v["model_version"] else ""
         if v["blocked_by"]:
             extra = "blocked by " + ", ".join(v["blocked_by"])
+        elif v["checks"].get("data_changes", {}).get("passed") is False:
+            # a warning, not a block: the version went on; its changes are in the check
+            extra = f"{extra}; data changes reported" if extra else "data changes reported"
         lines.append(f"  {v['data_version']:<40} {v['status']:<10} {metric}  {extra}".rstrip())
     champion = status["champion"]
     if champion:

@@ -5,6 +5,7 @@ Layout, one folder per pipeline so many pipelines can share a home::
     $ML_ASSETS_HOME/store/<pipeline>/
         versions.json                 registry of data versions (key -> sha256, source, time)
         landing_index.json            landing path -> (size, mtime, sha256): known files are never re-hashed
+        run_requests.json             versions asked to run again (`ml-assets contract accept`)
         versions/<key>/source/<file>  the landed bytes, copied unchanged
         versions/<key>/<asset>.parquet | .json | .skops (+ .sha256)   derived artifacts
 
@@ -149,6 +150,64 @@ class VersionedStore:
     def unclaimed(self) -> list[str]:
         claimed = set(read_json(self.claimed_file, []) or [])
         return [key for key in self.versions() if key not in claimed]
+
+    # --- runs asked for again (`ml-assets contract accept`), consumed once by the sensor or
+    # by `ml-assets run`: whoever takes a request first runs it ---
+    @property
+    def run_requests_file(self) -> Path:
+        return self.base / "run_requests.json"
+
+    def _run_requests(self) -> list[dict]:
+        try:
+            data = read_json(self.run_requests_file, []) or []
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read the run requests {self.run_requests_file}: {exc}") from None
+        return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+    def request_run(self, run_key: str, data_version: str, **details: Any) -> bool:
+        """Record a request to run `data_version` again; False if `run_key` was requested before."""
+        with self._lock():
+            requests = self._run_requests()
+            if any(r.get("run_key") == run_key for r in requests):
+                return False
+            requests.append(
+                {
+                    "run_key": run_key,
+                    "data_version": data_version,
+                    "requested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **details,
+                    "consumed_by": None,
+                    "consumed_at": None,
+                }
+            )
+            try:
+                write_json(self.run_requests_file, requests)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot write the run request {self.run_requests_file}: {exc.strerror or exc}"
+                ) from None
+            return True
+
+    def pending_run_requests(self) -> list[dict]:
+        return [r for r in self._run_requests() if not r.get("consumed_by")]
+
+    def take_run_requests(self, consumer: str) -> list[dict]:
+        """The pending requests, oldest first, marked as consumed by `consumer` (kept as a record)."""
+        with self._lock():
+            requests = self._run_requests()
+            taken = [r for r in requests if not r.get("consumed_by")]
+            if not taken:
+                return []
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            for request in taken:
+                request.update(consumed_by=consumer, consumed_at=now)
+            try:
+                write_json(self.run_requests_file, requests)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot update the run requests {self.run_requests_file}: {exc.strerror or exc}"
+                ) from None
+            return [dict(r) for r in taken]
 
     def snapshot_path(self, key: str) -> Path:
         record = self.version(key)

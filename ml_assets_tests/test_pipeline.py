@@ -55,7 +55,8 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
 
     checks = check_results(result)
     assert {n: c.passed for n, c in checks.items()} == {
-        "readable_table": True, "data_contract": True, "quality_gate": True, "champion_comparison": True
+        "readable_table": True, "data_contract": True, "data_changes": True, "quality_gate": True,
+        "champion_comparison": True,
     }
     for asset in ASSETS:
         assert materialization(instance, asset, key) is not None, asset

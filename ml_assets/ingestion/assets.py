@@ -1,4 +1,5 @@
-"""raw_data and validated_data, with their blocking data-quality checks."""
+"""raw_data and validated_data, with their data-quality checks: breakage blocks, change is
+reported (data_changes, a warning)."""
 
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
+from ml_assets.ingestion.contract_file import revision_on_disk
 from ml_assets.metadata import column_schema, json_meta, settings_version
 from ml_assets.partitions import data_version_partitions
 from ml_assets.resources import StoreResource
@@ -90,7 +92,9 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         name="validated_data",
         partitions_def=data_version_partitions,
         group_name=group,
-        code_version=f"{VALIDATED_CODE_VERSION}-{settings_version(settings, 'target', 'task', 'id_columns', 'contract')}",
+        # -r<N>: the contract revision, so accepting a widened contract marks validated_data stale
+        code_version=f"{VALIDATED_CODE_VERSION}-{settings_version(settings, 'target', 'task', 'id_columns', 'contract')}"
+        f"-r{revision_on_disk(contract_path(env, settings))}",
         kinds={"pandas", "great_expectations"},
         description="Rows that passed the data contract (Great Expectations suite); rows with a "
         "missing label are dropped and counted.",
@@ -100,13 +104,24 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
                 asset="validated_data",
                 partitions_def=data_version_partitions,
                 blocking=True,
-                description="The Great Expectations data contract: columns, types, null shares, "
-                "ranges, category sets, target values.",
-            )
+                description="The Great Expectations data contract, its breakage (expectations "
+                "of severity 'critical'): row count, columns, types, columns gone mostly empty, "
+                "values off by orders of magnitude or of a sign never seen, target values.",
+            ),
+            dg.AssetCheckSpec(
+                "data_changes",
+                asset="validated_data",
+                partitions_def=data_version_partitions,
+                blocking=False,
+                description="Change from the data contract (its expectations of severity "
+                "'warning'): values outside the observed range, emptier columns, new "
+                "categories. Reported as a warning, never blocking.",
+            ),
         ],
     )
     def validated_data(context: dg.AssetExecutionContext, raw_data):
         from ml_assets.core.contract import validate_table
+        from ml_assets.core.contract.evolve import revision_of
         from ml_assets.ingestion.contract_file import contract_for_version
 
         key = context.partition_key
@@ -141,6 +156,8 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
                 {c: round(float(v), 4) for c, v in raw_data.isna().mean().items() if v > 0}
             ),
             "contract_file": dg.MetadataValue.path(str(contract_path(env, settings))),
+            "contract_revision": revision_of(contract),
+            "changed_columns": json_meta(result.changed_columns),
         }
         if settings.task == "classification" and settings.target in cleaned:
             metadata["class_balance"] = json_meta(
@@ -157,6 +174,13 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             ),
             metadata=_contract_metadata(result),
         )
+        yield dg.AssetCheckResult(
+            check_name="data_changes",
+            passed=not result.changes,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"data version {key}: " + result.describe_changes(),
+            metadata=_changes_metadata(result),
+        )
 
     return [raw_data, validated_data]
 
@@ -168,14 +192,40 @@ def _contract_metadata(result) -> dict:
         "result": json_meta(result.to_metadata()),
     }
     if result.failures:
-        lines = ["| expectation | column | what was observed |", "|---|---|---|"]
-        for f in result.failures:
-            lines.append(f"| `{f.expectation}` | {f.column or ''} | {f.summary.replace('|', '/')} |")
-        examples = next((f.examples for f in result.failures if f.examples), None)
-        if examples:
-            cols = list(examples[0])[:12]
-            lines += ["", "Example rows:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-            for row in examples[:5]:
-                lines.append("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
-        meta["failures"] = dg.MetadataValue.md("\n".join(lines))
+        meta["failures"] = _failure_table(result.failures)
     return meta
+
+
+def _changes_metadata(result) -> dict:
+    meta = {
+        "changed_columns": json_meta(result.changed_columns),
+        "changes": json_meta(
+            [
+                {
+                    "column": f.column,
+                    "expectation": f.expectation,
+                    "summary": f.summary,
+                    "observed": f.observed,
+                    "expected": f.expected,
+                }
+                for f in result.changes
+            ]
+        ),
+    }
+    if result.changes:
+        meta["changes_table"] = _failure_table(result.changes)
+    return meta
+
+
+def _failure_table(failures) -> dg.MetadataValue:
+    """Failed expectations as a markdown table, with the example rows of the first that has any."""
+    lines = ["| expectation | column | what was observed |", "|---|---|---|"]
+    for f in failures:
+        lines.append(f"| `{f.expectation}` | {f.column or ''} | {f.summary.replace('|', '/')} |")
+    examples = next((f.examples for f in failures if f.examples), None)
+    if examples:
+        cols = list(examples[0])[:12]
+        lines += ["", "Example rows:", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for row in examples[:5]:
+            lines.append("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
+    return dg.MetadataValue.md("\n".join(lines))

@@ -1,4 +1,5 @@
-"""new_data_sensor: landing files become data versions, and each version gets its run, once."""
+"""new_data_sensor: landing files become data versions, and each version gets its run, once;
+a version asked for again (a widened data contract accepted it) gets one more run."""
 
 
 import dagster as dg
@@ -51,11 +52,14 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
             context.log.warning(f"{refused.path}: refused: {refused.reason}")
         known = set(context.instance.get_dynamic_partitions(DATA_VERSION))
         keys = unrequested_versions(store, known)
-        if not keys:
+        reruns = _asked_again(context, store, known, keys)
+        if not keys and not reruns:
             return dg.SkipReason(f"no new files in {env.landing_dir}")
         store.mark_claimed(keys)
         return dg.SensorResult(
-            dynamic_partitions_requests=[data_version_partitions.build_add_request(keys)],
+            dynamic_partitions_requests=(
+                [data_version_partitions.build_add_request(keys)] if keys else []
+            ),
             # run_key deduplicates forever: one run per data version, unless asked by hand.
             run_requests=[
                 dg.RunRequest(
@@ -65,7 +69,38 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
                     tags={"ml_assets/trigger": "new_data"},
                 )
                 for key in keys
-            ],
+            ]
+            + [_rerun_request(request, selection) for request in reruns],
         )
 
     return new_data_sensor
+
+
+def _asked_again(context, store: VersionedStore, known: set[str], new_keys: list[str]) -> list[dict]:
+    """Take the pending requests to run a version again; a version whose first run is being
+    requested on this tick needs no second one (it is validated against today's contract)."""
+    if not store.pending_run_requests():
+        return []
+    reruns = []
+    for request in store.take_run_requests("new_data_sensor"):
+        key = request.get("data_version")
+        if key in new_keys:
+            context.log.info(f"{key}: asked to run again, and its first run is requested now")
+        elif key in known:
+            context.log.info(f"{key}: requesting its run again ({request.get('run_key')})")
+            reruns.append(request)
+        else:
+            context.log.warning(f"{key}: asked to run again, but it is not a data version here")
+    return reruns
+
+
+def _rerun_request(request: dict, selection) -> dg.RunRequest:
+    tags = {"ml_assets/trigger": request.get("trigger") or "contract_accepted"}
+    if request.get("contract_revision") is not None:
+        tags["ml_assets/contract_revision"] = str(request["contract_revision"])
+    return dg.RunRequest(
+        run_key=request["run_key"],  # unique per version and contract revision
+        partition_key=request["data_version"],
+        asset_selection=selection,
+        tags=tags,
+    )

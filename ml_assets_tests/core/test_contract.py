@@ -1,4 +1,7 @@
-"""The data contract on real data: what it accepts, what it blocks and what it tells the user."""
+"""The data contract on real data: what it accepts, what it blocks and what it tells the user.
+
+The line between breakage (blocks) and change (reported) is tested in test_contract_breakage.py.
+"""
 
 from __future__ import annotations
 
@@ -85,6 +88,7 @@ def customers():
 def _only_failure(result: ContractResult):
     assert not result.success, "the version should have been blocked"
     assert len(result.failures) == 1, result.describe()
+    assert result.failures[0].severity == "critical"
     return result.failures[0]
 
 
@@ -99,9 +103,10 @@ def test_contract_passes_on_its_own_version_and_on_a_resample(dataset, request):
     for version in (df, resample):
         result = validate_table(version, contract)
         assert result.success, result.describe()
-        assert result.failures == []
+        assert result.failures == [] and result.changes == [], result.describe_changes()
         assert result.evaluated == len(contract["expectations"])
         assert result.describe() == f"all {result.evaluated} expectations passed"
+        assert result.describe_changes() == "no change from the contract"
 
 
 def test_contract_is_the_suite_with_roles_and_observed_schema(customers):
@@ -111,7 +116,9 @@ def test_contract_is_the_suite_with_roles_and_observed_schema(customers):
     assert contract["name"] == "customers"
     assert roles_from_contract(contract) == roles
     assert meta["inferred_from"] is None
+    assert meta["format"] == 2
     assert meta["settings"]["min_rows"] == 30
+    assert meta["settings"]["breakage_magnitude"] == 10
     assert meta["columns"]["income"] == {"dtype": "float64", "kind": "float", "null_share": 0.05}
     assert meta["columns"]["plan"]["kind"] == "text"
     checked = {(e["type"], e["kwargs"].get("column")) for e in contract["expectations"]}
@@ -126,13 +133,17 @@ def test_contract_is_the_suite_with_roles_and_observed_schema(customers):
     )
     assert plan_set["kwargs"]["value_set"] == ["basic", "enterprise", "pro"]
     assert all(e["meta"]["why"] for e in contract["expectations"])
-    income_range = next(
-        e["kwargs"]
+    assert {e["severity"] for e in contract["expectations"]} == {"critical", "warning"}
+    income_ranges = {
+        e["severity"]: e["kwargs"]
         for e in contract["expectations"]
         if e["type"] == "expect_column_values_to_be_between" and e["kwargs"]["column"] == "income"
-    )
+    }
     low, high = df["income"].min(), df["income"].max()
-    assert income_range["min_value"] < low and income_range["max_value"] > high
+    change, breakage = income_ranges["warning"], income_ranges["critical"]
+    assert change["min_value"] < low and change["max_value"] > high
+    # breakage: 10 x the largest magnitude seen, and no negatives (none were seen)
+    assert breakage["min_value"] == 0 and breakage["max_value"] == pytest.approx(10 * high)
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -234,9 +245,9 @@ def _absurd(df):
     return df.assign(**{"mean area": df["mean area"] * 1e9})
 
 
-def _half_empty(df):
+def _mostly_empty(df):
     column = df["mean perimeter"].copy()
-    column.iloc[::2] = np.nan
+    column.iloc[np.arange(len(df)) % 4 != 3] = np.nan  # a column with no blank, now 75%
     return df.assign(**{"mean perimeter": column})
 
 
@@ -261,10 +272,10 @@ def _no_labels(df):
         (_text_in_numeric, "expect_column_values_to_be_in_type_list", "mean texture", ["numbers"]),
         (_absurd, "expect_column_values_to_be_between", "mean area", ["100.0%", "outside"]),
         (
-            _half_empty,
+            _mostly_empty,
             "expect_column_values_to_not_be_null",
             "mean perimeter",
-            ["50.1%", "missing"],
+            ["75.0%", "missing", "allowed: 50.0%"],
         ),
         (_unseen_class, "expect_column_values_to_be_in_set", "diagnosis", ["'maybe'", "3 rows"]),
         (_single_row, "expect_table_row_count_to_be_between", None, ["1 row", "at least 30"]),
@@ -274,7 +285,7 @@ def _no_labels(df):
         "renamed-feature",
         "text-in-numeric",
         "absurd-values",
-        "half-empty",
+        "mostly-empty",
         "unseen-class",
         "single-row",
         "no-labels",
@@ -307,13 +318,16 @@ def test_a_broken_version_is_blocked_with_one_clear_failure(
 def test_a_missing_column_is_one_failure_not_one_per_expectation(cancer):
     df, _, contract = cancer
     on_radius = [e for e in contract["expectations"] if e["kwargs"].get("column") == "mean radius"]
-    assert len(on_radius) == 4  # exists, numbers, not null, range
+    # exists, numbers, not mostly null, not much emptier, magnitude, range
+    assert len(on_radius) == 6
 
     result = validate_table(df.drop(columns=["mean radius"]), contract)
 
     failure = _only_failure(result)
     assert failure.summary == "column 'mean radius' is missing"
-    assert result.evaluated == len(contract["expectations"]) - 3
+    assert contract["expectations"][failure.index]["type"] == "expect_column_to_exist"
+    assert result.changes == []  # the column's change expectations are not reported again
+    assert result.evaluated == len(contract["expectations"]) - 5
 
 
 def test_an_unseen_class_is_blocked_in_a_multiclass_target(wine):
@@ -337,14 +351,16 @@ def test_a_regression_target_out_of_range_is_blocked(diabetes):
     assert failure.column == "target"
 
 
-def test_a_new_category_beyond_tolerance_is_blocked(customers):
+def test_a_new_category_beyond_tolerance_is_a_change_not_a_block(customers):
     df, _, contract = customers
     plan = df["plan"].where(df.index % 4 != 0, "platinum")  # 25% new, 5% allowed
 
-    failure = _only_failure(validate_table(df.assign(plan=plan), contract))
+    result = validate_table(df.assign(plan=plan), contract)
 
-    assert failure.column == "plan"
-    assert "'platinum'" in failure.summary and "allowed: 5.0%" in failure.summary
+    assert result.success and result.failures == [], result.describe()
+    [change] = result.changes
+    assert change.column == "plan" and change.severity == "warning"
+    assert "'platinum'" in change.summary and "allowed: 5.0%" in change.summary
 
 
 # --- accepted versions ------------------------------------------------------------------------
@@ -375,6 +391,7 @@ def test_a_modest_shift_is_accepted(cancer):
     column = df["mean radius"]
     result = validate_table(df.assign(**{"mean radius": column + column.std()}), contract)
     assert result.success, result.describe()
+    assert result.changes == [], result.describe_changes()
 
 
 def test_categories_and_labels_compare_as_text_however_pandas_read_them(customers, wine):
@@ -434,7 +451,13 @@ def test_validation_is_deterministic_and_leaves_the_input_alone(customers):
     second = validate_table(broken, contract)
 
     assert first.to_metadata() == second.to_metadata()
-    assert [f.column for f in first.failures] == ["age", "plan", "churn"]  # contract order
+    # contract order; age x1e6 is breakage and also left its observed range
+    assert [f.column for f in first.failures] == ["age", "churn"]
+    assert [f.column for f in first.changes] == ["age", "plan"]
+    for found in (first.failures, first.changes):
+        indices = [f.index for f in found]
+        assert indices == sorted(indices)
+        assert all(contract["expectations"][f.index]["kwargs"]["column"] == f.column for f in found)
     pd.testing.assert_frame_equal(broken, before)
 
 

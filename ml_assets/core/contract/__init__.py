@@ -4,17 +4,24 @@ The suite is built once, from the pipeline file and the schema of the first acce
 version, saved where users can review and edit it, and evaluated on every data version
 (dagster-ge does not support GX 1.x; this module is the small bridge, with no Dagster import).
 
-What the contract requires of a new version:
+Breakage (GX severity "critical": blocks the version):
 
-- at least `contract.min_rows` rows;
-- every feature column (numeric and categorical) and the target is present. Id columns are
-  not required, and extra columns are accepted: the model ignores both;
-- numeric features hold numbers, are not much emptier than before, and stay (mostly) within
-  the observed range widened by `range_tolerance` x the span on each side;
-- categorical features are not much emptier than before and (mostly) keep to the observed
-  categories (when there were at most `max_categories` of them);
-- the target: at most `max_missing_label_share` missing; for classification no unseen class,
-  for regression numbers within the widened range.
+- fewer than `contract.min_rows` rows;
+- a feature column (numeric or categorical) or the target missing. Id columns are not
+  required, and extra columns are accepted: the model ignores both;
+- numeric features that are not numbers; a column mostly empty (over `breakage_null_share`)
+  that was not;
+- numeric values (and a regression target) beyond `breakage_magnitude` x the largest
+  magnitude seen, or negative where none was (`breakage_negative`), for more than
+  1 - `breakage_mostly` of the rows;
+- the target: more than `max_missing_label_share` missing; for classification an unseen class,
+  for regression values that are not numbers.
+
+Change (severity "warning": reported, never blocks): values (mostly) outside the observed range
+widened by `range_tolerance` x the span on each side, a column emptier than before by more than
+`null_share_tolerance`, a categorical feature leaving its observed categories (when there were
+at most `max_categories` of them). A contract file without severities (format 1) is all
+critical, as GX's default.
 
 Categorical columns and a classification target are compared as text on both sides
 (`True`, `1`, `1.0` and `"1"` are read the same way as when the contract was built), so a

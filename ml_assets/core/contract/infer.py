@@ -9,12 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_assets.config import PipelineSettings
+from ml_assets.config import ContractSettings, PipelineSettings
 from ml_assets.core.columns import ColumnRoles
 from ml_assets.core.contract.suite import (
     CONTRACT_FORMAT,
+    CRITICAL,
     META_KEY,
     NUMERIC_TYPES,
+    WARNING,
     as_text,
     build_expectation,
     canonical,
@@ -57,7 +59,45 @@ def _range_expectation(
         f"{role}: observed range [{low:.6g}, {high:.6g}] in the first accepted version, "
         f"widened by range_tolerance={tolerance} x "
         + ("the span" if span > 0 else "max(1, |value|) (a constant column)")
-        + f" on each side; up to {1 - mostly:.1%} of values may fall outside",
+        + f" on each side; more than {1 - mostly:.1%} of values outside is a change "
+        "(reported, not blocking)",
+        WARNING,
+    )
+
+
+def _breakage_range_expectation(
+    column: str, series: pd.Series, settings: ContractSettings, role: str
+) -> dict | None:
+    """Values wrong by orders of magnitude, or negative where none was: a units slip, a sign.
+
+    One version's range is a sample, so leaving it is change; the bound here is a multiple
+    of the largest magnitude seen, which plausible drift does not reach.
+    """
+    values = _numbers(series)
+    if values.size == 0:
+        return None
+    low, high = float(values.min()), float(values.max())
+    largest = max(abs(low), abs(high)) or 1.0
+    bound = settings.breakage_magnitude * largest
+    bound = _round_bound(bound, bound, down=False)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        bound = math.ceil(bound)
+    no_negatives = settings.breakage_negative and low >= 0
+    mostly = settings.breakage_mostly
+    return _expectation(
+        "expect_column_values_to_be_between",
+        {
+            "column": column,
+            "min_value": 0 if no_negatives else -bound,
+            "max_value": bound,
+            "mostly": mostly,
+        },
+        f"{role}: largest magnitude {largest:.6g} in the first accepted version "
+        f"(range [{low:.6g}, {high:.6g}]); beyond breakage_magnitude="
+        f"{settings.breakage_magnitude:g} x that"
+        + (", or negative (no negative value was seen)" if no_negatives else "")
+        + f", is breakage: more than {1 - mostly:.1%} of values there blocks the version",
+        CRITICAL,
     )
 
 
@@ -69,13 +109,38 @@ def _null_expectation(column: str, null_share: float, tolerance: float, role: st
     return _expectation(
         "expect_column_values_to_not_be_null",
         {"column": column, "mostly": mostly},
-        f"{role}: {null_share:.1%} missing in the first accepted version; up to {allowed:.1%} "
-        f"may be missing (null_share_tolerance={tolerance})",
+        f"{role}: {null_share:.1%} missing in the first accepted version; more than "
+        f"{allowed:.1%} missing is a change (null_share_tolerance={tolerance}; reported, not "
+        "blocking)",
+        WARNING,
     )
 
 
-def _expectation(kind: str, kwargs: dict, why: str) -> dict:
-    return {"type": kind, "kwargs": kwargs, "meta": {"why": why}}
+def _breakage_null_expectation(
+    column: str, null_share: float, settings: ContractSettings, role: str
+) -> dict | None:
+    """A column that was not mostly empty and now is: an export or a join that broke."""
+    line = settings.breakage_null_share
+    if null_share >= line:
+        return None
+    # Never tighter than the change line: what blocks has always moved more than a change.
+    allowed = max(line, min(1.0, null_share + settings.null_share_tolerance))
+    mostly = round(1.0 - allowed, 6)
+    if mostly <= 0:
+        return None
+    return _expectation(
+        "expect_column_values_to_not_be_null",
+        {"column": column, "mostly": mostly},
+        f"{role}: {null_share:.1%} missing in the first accepted version, below "
+        f"breakage_null_share={line:g}; more than {allowed:.1%} missing is breakage and blocks "
+        "the version",
+        CRITICAL,
+    )
+
+
+def _expectation(kind: str, kwargs: dict, why: str, severity: str = CRITICAL) -> dict:
+    """One expectation; severity "critical" is breakage (blocks), "warning" change."""
+    return {"type": kind, "kwargs": kwargs, "meta": {"why": why}, "severity": severity}
 
 
 def _dtype_kind(dtype: Any) -> str:
@@ -120,7 +185,9 @@ def build_contract(df: pd.DataFrame, settings: PipelineSettings, roles: ColumnRo
                 "numbers",
             )
         )
+        exps.append(_breakage_null_expectation(column, null_shares[column], c, role))
         exps.append(_null_expectation(column, null_shares[column], c.null_share_tolerance, role))
+        exps.append(_breakage_range_expectation(column, series, c, role))
         exps.append(_range_expectation(column, series, c.range_tolerance, c.range_mostly, role))
     for column in roles.categorical:
         series = df[column]
@@ -140,6 +207,7 @@ def build_contract(df: pd.DataFrame, settings: PipelineSettings, roles: ColumnRo
                 ),
             )
         )
+        exps.append(_breakage_null_expectation(column, null_shares[column], c, role))
         exps.append(_null_expectation(column, null_shares[column], c.null_share_tolerance, role))
         if checked:
             exps.append(
@@ -147,7 +215,9 @@ def build_contract(df: pd.DataFrame, settings: PipelineSettings, roles: ColumnRo
                     "expect_column_values_to_be_in_set",
                     {"column": column, "value_set": categories, "mostly": c.category_mostly},
                     f"{role}: the {len(categories)} categories of the first accepted version, "
-                    f"compared as text; up to {1 - c.category_mostly:.1%} of values may be new",
+                    f"compared as text; more than {1 - c.category_mostly:.1%} of values new is "
+                    "a change (reported, not blocking)",
+                    WARNING,
                 )
             )
     series = df[target]
@@ -183,6 +253,7 @@ def build_contract(df: pd.DataFrame, settings: PipelineSettings, roles: ColumnRo
                 "target of a regression: values must be numbers",
             )
         )
+        exps.append(_breakage_range_expectation(target, series, c, "target"))
         exps.append(_range_expectation(target, series, c.range_tolerance, c.range_mostly, "target"))
 
     meta = {
@@ -192,7 +263,9 @@ def build_contract(df: pd.DataFrame, settings: PipelineSettings, roles: ColumnRo
                 f"Data contract of pipeline {settings.name!r}, inferred from the first accepted "
                 "data version and evaluated on every version. Review and edit the expectations "
                 "freely (any Great Expectations 1.x expectation works); categorical columns and "
-                "a classification target are compared as text."
+                "a classification target are compared as text. A failed expectation of "
+                "severity 'critical' is breakage and blocks the version; one of severity "
+                "'warning' is a change, reported without blocking."
             ),
             "task": settings.task,
             "target": target,

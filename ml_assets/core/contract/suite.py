@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 
 META_KEY = "ml_assets"
-CONTRACT_FORMAT = 1
+# 2: every expectation has a GX severity, "critical" (breakage, blocks) or "warning" (change)
+CONTRACT_FORMAT = 2
 MAX_EXAMPLES = 5
+# GX's severities; an expectation without one (as in format 1 files) is critical
+CRITICAL = "critical"
+WARNING = "warning"
 
 # Dtype names GX's pandas engine understands; the nullable pandas dtypes go by class name and
 # plain `int`/`float` accept Python numbers in an object column.
@@ -65,7 +69,8 @@ class ExpectationFailure:
 
 @dataclass
 class ContractResult:
-    """The verdict on one data version.
+    """The verdict on one data version: `success` when nothing broke (no critical failure);
+    `changes` are the failed warning expectations, reported without blocking.
 
     `evaluated` counts the expectations that could be evaluated: a missing column is one
     failure, and the other expectations on it (or on a numeric column that failed its type
@@ -83,13 +88,28 @@ class ContractResult:
             "evaluated": self.evaluated,
             "failed": len(self.failures),
             "failures": [asdict(f) for f in self.failures],
+            "changed": len(self.changes),
+            "changes": [asdict(f) for f in self.changes],
         }
+
+    @property
+    def changed_columns(self) -> list[str]:
+        """The columns with a change, each once, in the contract's order."""
+        return list(dict.fromkeys(f.column for f in self.changes if f.column is not None))
 
     def describe(self) -> str:
         if not self.failures:
             return f"all {self.evaluated} expectations passed"
         lines = [f"{len(self.failures)} of {self.evaluated} expectations failed:"]
         lines += [f"- {f.summary}" for f in self.failures]
+        return "\n".join(lines)
+
+    def describe_changes(self) -> str:
+        if not self.changes:
+            return "no change from the contract"
+        noun = "change" if len(self.changes) == 1 else "changes"
+        lines = [f"{len(self.changes)} {noun} from the contract (reported, not blocking):"]
+        lines += [f"- {f.summary}" for f in self.changes]
         return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ml_assets.core.contract.explain import observed, summarise
 from ml_assets.core.contract.suite import (
+    CRITICAL,
     MAX_EXAMPLES,
     ROW_COUNT_EXPECTATIONS,
     META_KEY,
@@ -139,7 +140,11 @@ def _records(df: pd.DataFrame, positions: list[int]) -> list[dict]:
 
 
 def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
-    """Evaluate the contract on one data version; failures come in the contract's order."""
+    """Evaluate the contract on one data version, failures in the contract's order.
+
+    Failed expectations of severity "critical" are breakage (`failures`: they block); the
+    others ("warning", "info") are change (`changes`: reported, never blocking).
+    """
     gx = gx_module()
     expectations = list(contract.get("expectations") or [])
     meta = (contract.get("meta") or {}).get(META_KEY) or {}
@@ -203,7 +208,10 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
                 not_evaluated += 1
                 continue
             reported_missing.add(column)
-            failures.append(_missing_failure(column, frame, target, roles, index=i))
+            # one verdict per missing column, as severe as the most severe expectation on it
+            first = next((j for j in missing[column] if _severity(expectations[j]) == CRITICAL), i)
+            severity = _severity(expectations[first])
+            failures.append(_missing_failure(column, frame, target, roles, first, severity))
             continue
         message = _exception_message(result)
         if message is not None and column is not None and column in plain_failure_columns:
@@ -223,6 +231,7 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
                     expected=expected,
                     examples=[],
                     index=i,
+                    severity=_severity(exp),
                 )
             )
             continue
@@ -235,13 +244,21 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
                 expected=expected,
                 examples=_records(df, list(details.get("partial_unexpected_index_list") or [])),
                 index=i,
+                severity=_severity(exp),
             )
         )
+    breakage = [f for f in failures if f.severity == CRITICAL]
     return ContractResult(
-        success=not failures,
+        success=not breakage,
         evaluated=len(expectations) - not_evaluated,
-        failures=failures,
+        failures=breakage,
+        changes=[f for f in failures if f.severity != CRITICAL],
     )
+
+
+def _severity(expectation: dict) -> str:
+    """GX's severity of an expectation; one written without any (an older contract) is critical."""
+    return str(expectation.get("severity") or CRITICAL).lower()
 
 
 def _run_suite(context, batch_definition, suite, frame: pd.DataFrame, number: int):
@@ -265,7 +282,12 @@ def _run_suite(context, batch_definition, suite, frame: pd.DataFrame, number: in
 
 
 def _missing_failure(
-    column: str, frame: pd.DataFrame, target: str, roles: dict, index: int | None = None
+    column: str,
+    frame: pd.DataFrame,
+    target: str,
+    roles: dict,
+    index: int | None = None,
+    severity: str = CRITICAL,
 ) -> ExpectationFailure:
     if column == target:
         what, role = f"target column '{column}'", "target"
@@ -291,5 +313,6 @@ def _missing_failure(
         expected={"column": column, "role": role},
         examples=[],
         index=index,
+        severity=severity,
     )
 
