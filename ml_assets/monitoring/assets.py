@@ -4,15 +4,16 @@
 import dagster as dg
 
 from ml_assets.config import PipelineSettings
-from ml_assets.core.retraining import assess_decay, retrain_triggers
+from ml_assets.core.retraining import assess_decay, change_columns, retrain_triggers
 from ml_assets.environment import Environment
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
 from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
 from ml_assets.resources import StoreResource
+from ml_assets.selections import latest_check_metadata
 
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 def build_monitoring_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
@@ -26,7 +27,8 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
         kinds={"pandas"},
         description="Per-column drift of this version's features against the training rows of "
         "the current champion (KS / Wasserstein for numbers, chi-square / Jensen-Shannon for "
-        "categories, as Evidently's defaults).",
+        "categories, as Evidently's defaults), and the columns that moved: drifted, or "
+        "reported changed by the data contract (check data_changes), each with a picture.",
     )
     def drift_report(
         context: dg.AssetExecutionContext,
@@ -56,13 +58,18 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
                 label = f"champion version {champion['version']} ({champion['data_version']})"
             else:
                 context.log.warning(f"the champion's features are not in the store: {path}")
-        report = drift.drift_report(reference, features, roles, settings, reference_label=label)
+        report = drift.drift_report(
+            reference, features, roles, settings, reference_label=label,
+            contract_changes=contract_changes(context.instance, key),
+        )
         report["data_version"] = key
         report["performance"] = _champion_performance(champion, key, features, registry)
+        report["change_columns"] = change_columns(report)
         report["retrain_triggers"] = retrain_triggers(
             has_champion=champion is not None,
             dataset_drift=bool(report["dataset_drift"]),
             decay=report["performance"],
+            change_columns=report["change_columns"],
         )
         metadata = {
             "summary": report["summary"],
@@ -74,7 +81,13 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
             "drifted_columns": json_meta(
                 [c["column"] for c in report["columns"] if c.get("drifted")]
             ),
+            "moved_columns": json_meta(report["moved_columns"]),
+            "change_columns": json_meta(report["change_columns"]),
+            "contract_changes": json_meta(report["contract_changes"]),
         }
+        if report["moved"]:
+            metadata["moved_columns_table"] = moved_columns_table(report)
+            metadata["moved_column_pictures"] = moved_column_pictures(report)
         if report["columns"]:
             metadata["columns"] = markdown_table(
                 report["columns"], ["column", "kind", "method", "statistic", "threshold", "drifted"]
@@ -99,3 +112,68 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
         return {**decay, "champion_version": champion["version"]}
 
     return [drift_report]
+
+
+def contract_changes(instance, key: str) -> list[dict]:
+    """The data contract's change findings for one version (check data_changes on
+    validated_data, latest evaluation); none when the check has no record there."""
+    metadata = latest_check_metadata(instance, "validated_data", "data_changes", key) or {}
+    changes = metadata.get("changes")
+    if isinstance(changes, list):
+        return [c for c in changes if isinstance(c, dict)]
+    # Only the column names: each still counts as changed, with a generic summary.
+    return [{"column": str(c)} for c in metadata.get("changed_columns") or []]
+
+
+def moved_columns_table(report: dict) -> dg.MetadataValue:
+    """One row per moved column: the evidence, the statistic, what moved, the contract's words."""
+    evidence = {(True, True): "drift + contract", (True, False): "drift", (False, True): "contract"}
+    rows = [
+        {
+            "column": m["column"],
+            "evidence": evidence.get((bool(m["drifted"]), bool(m["contract_change"])), ""),
+            "kind": m["kind"],
+            "method": m["method"],
+            "statistic": m["statistic"],
+            "threshold": m["threshold"],
+            "reference -> current": m["reference_to_current"],
+            "contract change": m["contract_change"],
+        }
+        for m in report["moved"]
+    ]
+    return markdown_table(rows, list(rows[0]) if rows else [])
+
+
+def _category_markdown(categories: list[dict]) -> str:
+    lines = ["| category | reference | this version |", "|---|---|---|"]
+    for row in categories:
+        name = row["category"].replace("|", "/")
+        lines.append(f"| {name} | {100 * row['reference_share']:.1f}% "
+                     f"| {100 * row['current_share']:.1f}% |")
+    return "\n".join(lines)
+
+
+def moved_column_pictures(report: dict) -> dg.MetadataValue:
+    """Per moved column: its evidence, then a histogram (numbers) or a table of shares."""
+    import base64
+
+    from ml_assets.core.drift import describe_statistic, histogram_png
+
+    sections = []
+    for moved in report["moved"]:
+        if not (moved.get("histogram") or moved.get("categories")):
+            continue  # beyond the pictured ones, or not comparable: the table has it
+        lines = [f"**{moved['column']}** ({moved['kind']}): {describe_statistic(moved)}"]
+        if moved["contract_change"]:
+            lines.append(f"data contract: {moved['contract_change']}")
+        png = histogram_png(moved, reference_name="champion's training rows")
+        if png:
+            data = base64.b64encode(png).decode()
+            lines.append(f"![{moved['column']}](data:image/png;base64,{data})")
+        else:
+            lines.append(_category_markdown(moved["categories"]))
+        sections.append("\n\n".join(lines))
+    rest = len(report["moved"]) - len(sections)
+    if rest:
+        sections.append(f"{rest} more moved column(s) without a picture: see moved_columns_table")
+    return dg.MetadataValue.md("\n\n".join(sections))

@@ -41,6 +41,19 @@ def format_message(event: str, pipeline: str, version: str | None, step: str | N
     return text
 
 
+def retrain_note(run_tags) -> str:
+    """Why a run retrained, from its tags (ml_assets/trigger, ml_assets/moved_columns), as
+    " (retrained for drift+change; moved: a, b)"; "" unless drift_sensor requested it for
+    drift, change or decay."""
+    from ml_assets.core.retraining import CHANGE, DECAY, DRIFT
+
+    trigger = run_tags.get("ml_assets/trigger") or ""
+    if not set(trigger.split("+")) & {DRIFT, CHANGE, DECAY}:
+        return ""
+    columns = (run_tags.get("ml_assets/moved_columns") or "").replace(",", ", ")
+    return f" (retrained for {trigger}" + (f"; moved: {columns}" if columns else "") + ")"
+
+
 def post(url: str | None, text: str, logger: logging.Logger | None = None) -> bool:
     """POST {"text": text}; True when the webhook answered 2xx. Never raises."""
     logger = logger or log

@@ -3,12 +3,18 @@
 import dagster as dg
 
 from ml_assets.config import PipelineSettings
+from ml_assets.core.retraining import BOOTSTRAP, describe_triggers
 from ml_assets.environment import Environment
 from ml_assets.monitoring.notifications import Notifier
 from ml_assets.selections import TRAIN_ASSETS, keys, latest_check_passed
 from ml_assets.storage import VersionedStore
 
 BATCH = 200
+TRIGGER_TAG = "ml_assets/trigger"
+MOVED_COLUMNS_TAG = "ml_assets/moved_columns"
+# Run tags are labels for filtering and reading in the UI, not documents: the moved columns'
+# names stop at whole names within this many characters, the rest counted ("+3 more").
+TAG_VALUE_LIMIT = 200
 
 
 def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
@@ -18,10 +24,11 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests training, evaluation and registration of a version whose "
-        "drift_report found feature drift, a decaying champion, or no champion at all "
-        f"(retrain.policy: {settings.retrain.policy}).",
+        "drift_report found dataset drift, change (columns the data contract reports changed "
+        "that also drifted from the champion's training rows), a decaying champion, or no "
+        f"champion at all (retrain.policy: {settings.retrain.policy}); notifies why.",
     )
-    def drift_sensor(context: dg.SensorEvaluationContext):
+    def drift_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
         instance = context.instance
         after = int(context.cursor) if context.cursor else None
         records = instance.fetch_materializations(
@@ -45,20 +52,67 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
                 continue
             if _has_materialization(instance, "model", key):
                 continue  # already trained (retrain.policy every_version trains every version)
-            context.log.info(f"{key}: requesting retraining ({'+'.join(triggers)})")
+            run_key = f"retrain:{key}"  # one request per version, ever
+            if _has_run(instance, run_key):
+                continue  # a re-materialised drift_report of a version already requested
+            reason = _why(triggers, metadata, settings)
+            context.log.info(f"{key}: requesting retraining: {reason}")
+            tags = {TRIGGER_TAG: "+".join(triggers)}
+            moved = list(_value(metadata, "moved_columns") or [])
+            if moved:
+                tags[MOVED_COLUMNS_TAG] = columns_tag(moved)
             requests.append(
                 dg.RunRequest(
-                    run_key=f"retrain:{key}",  # one request per version, ever
+                    run_key=run_key,
                     partition_key=key,
                     asset_selection=keys(TRAIN_ASSETS),
-                    tags={"ml_assets/trigger": "+".join(triggers)},
+                    tags=tags,
                 )
             )
+            if triggers != [BOOTSTRAP]:  # a first model is news when it is promoted
+                notifier.send("retraining requested", version=key, reason=reason,
+                              logger=context.log)
         if cursor == after and not requests:
             return dg.SkipReason("no new drift reports")
         return dg.SensorResult(run_requests=requests, cursor=str(cursor) if cursor else None)
 
     return drift_sensor
+
+
+def _value(metadata, name: str):
+    return getattr(metadata.get(name), "value", None)
+
+
+def _why(triggers: list[str], metadata, settings: PipelineSettings) -> str:
+    """The triggers in words, from the drift_report's metadata."""
+    return describe_triggers(
+        triggers,
+        reference=_value(metadata, "reference"),
+        change_columns=list(_value(metadata, "change_columns") or []),
+        drifted_columns=list(_value(metadata, "drifted_columns") or []),
+        share_drifted=_value(metadata, "share_drifted"),
+        share_threshold=settings.drift.share,
+        decay_reason=_value(metadata, "champion_performance"),
+    )
+
+
+def columns_tag(columns: list[str], limit: int = TAG_VALUE_LIMIT) -> str:
+    """Column names, comma-separated, within `limit` characters; names that do not fit are
+    left out whole and counted at the end: "tenure,monthly_charges,+3 more"."""
+    text = ",".join(columns)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for name in columns:
+        left_after = len(columns) - len(kept) - 1
+        if len(",".join([*kept, name])) + len(f",+{left_after} more") > limit:
+            break
+        kept.append(name)
+    return ",".join([*kept, f"+{len(columns) - len(kept)} more"])
+
+
+def _has_run(instance, run_key: str) -> bool:
+    return bool(instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1))
 
 
 def _has_materialization(instance, asset: str, key: str) -> bool:

@@ -70,11 +70,21 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
             + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
             + f" ({outcome['reason']})"
         )
+        from ml_assets.monitoring.notifications import retrain_note
+
+        retrained = retrain_note(context.run.tags)
         if outcome["promoted"]:
             context.resources.notifier.send(
                 "promoted", version=key, step="registered_model_version",
                 reason=f"{settings.name} version {outcome['version']} is the new champion: "
-                f"{outcome['reason']}",
+                f"{outcome['reason']}{retrained}",
+                run_id=context.run_id, logger=context.log,
+            )
+        elif retrained:  # drift_sensor announced this retraining: say how it ended
+            context.resources.notifier.send(
+                "retrained, champion kept", version=key, step="registered_model_version",
+                reason=f"{settings.name} version {outcome['version']} is registered, not "
+                f"promoted: {outcome['reason']}{retrained}",
                 run_id=context.run_id, logger=context.log,
             )
         metadata = {

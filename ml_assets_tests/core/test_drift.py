@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.datasets import load_breast_cancer
 
 from ml_assets.config import parse_settings
 from ml_assets.core.columns import ColumnRoles
-from ml_assets.core.drift import drift_plot, drift_report
+from ml_assets.core.drift import MAX_PICTURED, drift_plot, drift_report, histogram_png
 
 
 def settings_for(task: str = "classification", **extra):
@@ -72,7 +73,14 @@ def test_a_shift_of_two_std_drifts_those_columns_and_the_dataset(cancer):
     assert report["n_drifted"] >= 20 and report["share_drifted"] >= 20 / 30
     assert report["dataset_drift"]
     assert report["summary"].startswith("dataset drift against v1")
-    assert shifted_columns[0] in report["summary"]
+    # the summary names the most moved columns first, and counts the rest
+    assert set(report["moved_columns"]) >= set(shifted_columns)
+    assert all(f"{c} (drift)" in report["summary"] for c in report["moved_columns"][:5])
+    assert f"and {len(report['moved_columns']) - 5} more" in report["summary"]
+    # every moved column is summarised; the first MAX_PICTURED carry a histogram
+    moved = report["moved"]
+    assert all(m["reference_to_current"].startswith("mean ") for m in moved)
+    assert [("histogram" in m) for m in moved] == [i < MAX_PICTURED for i in range(len(moved))]
 
 
 def test_ids_and_the_target_are_left_out_of_the_share(cancer):
@@ -88,6 +96,9 @@ def test_ids_and_the_target_are_left_out_of_the_share(cancer):
     target = report["target"]
     assert target["column"] == "diagnosis" and target["method"] == "chi_square"
     assert target["drifted"]
+    assert set(target) == {"column", "kind", "method", "statistic_name", "statistic",
+                           "threshold", "drifted", "reference_null_share", "current_null_share"}
+    assert report["moved_columns"] == []  # the target is not a feature: never "moved"
 
 
 def test_categorical_drift_when_category_proportions_change():
@@ -269,3 +280,126 @@ def test_a_categorical_feature_table_matches_a_reference_stored_as_plain_values(
     shifted = pd.DataFrame({"plan": pd.Categorical(["premium"] * 150 + ["basic"] * 50), "y": 0.0})
     plan = by_column(drift_report(reference, shifted, roles, settings_for("regression")))["plan"]
     assert plan["drifted"]
+
+
+def shares_by_category(detail: dict) -> dict[str, tuple[float, float]]:
+    return {
+        row["category"]: (row["reference_share"], row["current_share"])
+        for row in detail["categories"]
+    }
+
+
+def test_values_60_percent_higher_are_named_with_statistics_and_a_histogram(cancer):
+    from PIL import Image
+
+    reference, current, roles = cancer
+    raised = ["mean radius", "worst area", "mean smoothness"]
+    moved_version = current.copy()
+    moved_version[raised] = moved_version[raised] * 1.6
+    changes = [
+        {"column": "mean radius", "expectation": "expect_column_values_to_be_between",
+         "summary": "mean radius: 6.2% of values outside [-3.6, 38.7] (allowed: 1.0%)"},
+        # reported by the contract, but its distribution did not move: named, not drifted
+        {"column": "mean texture", "expectation": "expect_column_values_to_be_between",
+         "summary": "mean texture: 1.1% of values outside [0, 40] (allowed: 1.0%)"},
+        {"column": "diagnosis", "summary": "diagnosis: a target change is not a feature"},
+    ]
+    report = drift_report(reference, moved_version, roles, settings_for(),
+                          reference_label="champion version 1", contract_changes=changes)
+
+    assert not report["dataset_drift"]  # 3 of 30 columns: below drift.share
+    details = {m["column"]: m for m in report["moved"]}
+    assert report["moved_columns"][0] == "mean radius"  # drift and contract change first
+    assert set(report["moved_columns"][1:3]) == {"worst area", "mean smoothness"}
+    assert report["moved_columns"][-1] == "mean texture"  # the contract alone last
+    assert "diagnosis" not in details
+    assert report["contract_changes"] == [c["summary"] for c in changes]
+
+    radius = details["mean radius"]
+    assert radius["drifted"] and radius["method"] == "ks"
+    assert radius["statistic"] < 1e-10 and radius["threshold"] == 0.05
+    assert radius["contract_change"] == changes[0]["summary"]
+    before, after = reference["mean radius"].mean(), moved_version["mean radius"].mean()
+    assert radius["statistics"]["reference"]["mean"] == pytest.approx(before)
+    assert radius["statistics"]["current"]["mean"] == pytest.approx(after)
+    assert radius["reference_to_current"].startswith(f"mean {before:.4g} -> {after:.4g}, median ")
+    texture = details["mean texture"]
+    assert not texture["drifted"] and texture["contract_change"] == changes[1]["summary"]
+    assert details["worst area"]["contract_change"] is None
+
+    histogram = radius["histogram"]
+    edges = np.array(histogram["edges"])
+    assert len(edges) == len(histogram["reference"]) + 1 and np.all(np.diff(edges) > 0)
+    assert sum(histogram["reference"]) == pytest.approx(1) == sum(histogram["current"])
+    centres = (edges[:-1] + edges[1:]) / 2
+    assert centres @ histogram["current"] > 1.4 * (centres @ histogram["reference"])
+
+    png = histogram_png(radius, reference_name="champion")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(png)) as image:
+        image.verify()
+        assert image.size[0] > 200 and image.size[1] > 100
+
+    for column in ("mean radius", "worst area", "mean smoothness", "mean texture"):
+        assert column in report["summary"]
+    assert "mean radius (drift + contract)" in report["summary"]
+    assert "mean texture (contract)" in report["summary"]
+    assert "histogram" not in json.dumps(report["columns"])  # pictures live under "moved" only
+    assert _json_roundtrip(report) == report
+
+
+def test_a_moved_category_shows_the_top_categories_with_their_shares():
+    reference = pd.DataFrame({
+        "contract": ["month"] * 300 + ["one_year"] * 200 + ["two_year"] * 100,
+        "tenure": np.linspace(1, 72, 600),
+        "churn": "no",
+    })
+    current = pd.DataFrame({
+        "contract": ["month"] * 150 + ["one_year"] * 150 + ["two_year"] * 150 + ["weekly"] * 50,
+        "tenure": np.linspace(1, 72, 500),
+        "churn": "no",
+    })
+    roles = ColumnRoles(target="churn", numeric=("tenure",), categorical=("contract",))
+    change = {"column": "contract", "summary": "contract: 10.0% of values not in the known set"}
+    report = drift_report(reference, current, roles, settings_for(), contract_changes=[change])
+
+    assert report["moved_columns"] == ["contract"]
+    detail = report["moved"][0]
+    assert detail["kind"] == "categorical" and detail["method"] == "chi_square"
+    assert detail["drifted"] and detail["contract_change"] == change["summary"]
+    assert "histogram" not in detail
+    shares = shares_by_category(detail)
+    assert shares == {
+        "month": pytest.approx((0.5, 0.3)),
+        "one_year": pytest.approx((200 / 600, 0.3)),
+        "two_year": pytest.approx((100 / 600, 0.3)),
+        "weekly": pytest.approx((0.0, 0.1)),
+    }
+    assert list(shares)[0] == "month"  # the largest share first
+    assert detail["reference_to_current"] == "'month' 50.0% -> 30.0%"  # the category that moved most
+    assert histogram_png(detail) is None
+
+
+def test_beyond_the_top_categories_the_rest_is_one_row():
+    letters = [chr(ord("a") + i) for i in range(12)]
+    reference = pd.DataFrame({"plan": letters * 50, "y": 0.0})
+    current = pd.DataFrame({"plan": ["a"] * 300 + letters[1:] * 10, "y": 0.0})
+    roles = ColumnRoles(target="y", categorical=("plan",))
+    [detail] = drift_report(reference, current, roles, settings_for("regression"))["moved"]
+    shares = shares_by_category(detail)
+    assert len(shares) == 9 and list(shares)[0] == "a"
+    assert shares["(4 other categories)"] == pytest.approx((4 / 12, 40 / 410))
+    assert sum(r for r, _ in shares.values()) == pytest.approx(1)
+    assert sum(c for _, c in shares.values()) == pytest.approx(1)
+
+
+def test_without_a_reference_the_contract_changes_are_still_named(cancer):
+    _, current, roles = cancer
+    change = {"column": "mean radius", "summary": "mean radius: 6.2% of values outside [0, 38]"}
+    report = drift_report(None, current, roles, settings_for(), contract_changes=[change])
+    assert report["moved_columns"] == ["mean radius"]
+    [detail] = report["moved"]
+    assert detail["contract_change"] == change["summary"] and not detail["drifted"]
+    assert detail["statistic"] is None and detail["reference_to_current"] is None
+    assert report["summary"] == "no reference: there is no champion yet; moved: mean radius (contract)"
+    assert _json_roundtrip(report) == report

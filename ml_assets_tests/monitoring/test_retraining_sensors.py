@@ -11,7 +11,9 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets.demo.simulator import make_version
-from ml_assets.selections import ALL_ASSETS, INGEST_ASSETS, TRAIN_ASSETS
+from ml_assets.monitoring.notifications import retrain_note
+from ml_assets.monitoring.sensors import TAG_VALUE_LIMIT, columns_tag
+from ml_assets.selections import ALL_ASSETS, INGEST_ASSETS, TRAIN_ASSETS, latest_check_passed
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
 
 PIPELINE = DATASETS["breast_cancer"][1]
@@ -19,8 +21,10 @@ PIPELINE = DATASETS["breast_cancer"][1]
 
 def sensor_tick(project, instance, name, cursor=None):
     defs = project.defs()
+    # The daemon gives a sensor the resources it names; a test context gets them explicitly.
     context = dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs
+        instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
+        resources={"notifier": defs.resources["notifier"]},
     )
     return defs.get_sensor_def(name).evaluate_tick(context)
 
@@ -188,3 +192,86 @@ def test_promotion_is_notified_and_a_dead_webhook_never_fails_a_run(tmp_path, in
         assert webhook.url not in logs  # the URL is a secret
     finally:
         os.environ.pop("ML_ASSETS_WEBHOOK_URL", None)
+
+
+# x1.6 takes more than the contract's 1% of these columns' values beyond its widened ranges
+CHANGED = ["mean_symmetry", "mean_fractal_dimension", "worst_smoothness"]
+
+
+def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance, webhook,
+                                                              monkeypatch):
+    monkeypatch.setenv("ML_ASSETS_WEBHOOK_URL", webhook.url)
+    project = make_project(tmp_path, "bc", retrain={"policy": "on_drift_or_decay"}, **PIPELINE)
+    project.env = type(project.env)(**{**project.env.__dict__, "webhook_url": webhook.url})
+    base = breast_cancer()
+    first = ingest(project, instance, "v1.csv", base)
+    cursor = sensor_tick(project, instance, "drift_sensor").cursor
+    assert run_selection(project, instance, first, TRAIN_ASSETS).success
+    assert not [t for t in webhook.texts() if "retraining requested" in t]  # a first model: news when promoted
+
+    same = ingest(project, instance, "same.csv", make_version(base, seed=2, drift=False))
+    raised = base.copy()
+    raised[CHANGED] = raised[CHANGED] * 1.6  # the same patients, three measurements 60% higher
+    moved = ingest(project, instance, "raised.csv", raised)
+    # the real data contract: change is reported (a warning), never breakage
+    assert latest_check_passed(instance, "validated_data", "data_contract", moved) is True
+    assert latest_check_passed(instance, "validated_data", "data_changes", moved) is False
+    assert latest_check_passed(instance, "validated_data", "data_changes", same) is True
+    drift_meta = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[moved]),
+        limit=1,
+    ).records[0].asset_materialization.metadata
+    assert not drift_meta["dataset_drift"].value  # 3 of 30 columns: the share alone never retrains
+    assert set(drift_meta["change_columns"].value) == set(CHANGED)
+    assert all(c in drift_meta["moved_columns_table"].value for c in CHANGED)
+    assert drift_meta["moved_column_pictures"].value.count("data:image/png;base64,") == 3
+
+    sent = len(webhook.texts())
+    tick = sensor_tick(project, instance, "drift_sensor", cursor)
+    [request] = tick.run_requests  # not `same`
+    assert request.partition_key == moved and request.run_key == f"retrain:{moved}"
+    assert request.tags["ml_assets/trigger"] == "change"
+    assert set(request.tags["ml_assets/moved_columns"].split(",")) == set(CHANGED)
+    [text] = webhook.texts()[sent:]
+    assert text.startswith(f"[ml_assets] retraining requested: pipeline bc, data version {moved}: "
+                           "change in ")
+    assert all(c in text for c in CHANGED)
+    assert "(contract + drift against champion version 1" in text
+
+    # The request was launched (its run carries the run key) but trained nothing yet, and
+    # drift_report is materialised again: no second request, no second notification.
+    job = project.defs().resolve_job_def("train_version")
+    assert job.execute_in_process(
+        partition_key=moved, instance=instance, tags={"dagster/run_key": request.run_key},
+        asset_selection=[dg.AssetKey("drift_report")],
+    ).success
+    again = sensor_tick(project, instance, "drift_sensor", tick.cursor)
+    assert again.run_requests == [] and int(again.cursor) > int(tick.cursor)
+    assert len(webhook.texts()) == sent + 1
+
+    # the retraining run: its registration's notification names the trigger and the columns
+    assert job.execute_in_process(
+        partition_key=moved, instance=instance, tags=request.tags, raise_on_error=False,
+        asset_selection=[dg.AssetKey(n) for n in TRAIN_ASSETS],
+    ).success
+    [outcome] = webhook.texts()[sent + 1:]
+    assert outcome.startswith(("[ml_assets] promoted:", "[ml_assets] retrained, champion kept:"))
+    assert "(retrained for change; moved: " in outcome and all(c in outcome for c in CHANGED)
+
+
+def test_moved_columns_tag_keeps_whole_names_and_counts_the_rest():
+    names = [f"measurement_{i:02d}_of_the_scanner" for i in range(20)]
+    tag = columns_tag(names)
+    kept = tag.split(",")[:-1]
+    assert len(tag) <= TAG_VALUE_LIMIT and kept == names[:len(kept)] and len(kept) >= 5
+    assert tag.endswith(f",+{len(names) - len(kept)} more")
+    assert columns_tag(names[:3]) == ",".join(names[:3])
+
+
+def test_a_registration_names_the_retrain_that_drift_sensor_requested():
+    tags = {"ml_assets/trigger": "drift+change", "ml_assets/moved_columns": "tenure,contract"}
+    assert retrain_note(tags) == " (retrained for drift+change; moved: tenure, contract)"
+    assert retrain_note({"ml_assets/trigger": "decay"}) == " (retrained for decay)"
+    for trigger in ("no_champion", "new_data", "schedule", "cli"):
+        assert retrain_note({"ml_assets/trigger": trigger}) == ""
+    assert retrain_note({}) == ""
