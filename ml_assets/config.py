@@ -61,6 +61,8 @@ class GateSettings(_Strict):
     promotion_tolerance: float = Field(0.0, ge=0)
     max_drop_from_champion_evaluation: float = Field(0.1, ge=0, le=1)
     beat_baseline: bool = True
+    # Fewer held-out rows unseen by the champion in training than this: no comparison.
+    min_comparison_rows: int = Field(30, ge=1)
 
 
 class DriftSettings(_Strict):

@@ -22,6 +22,10 @@ import pandas as pd
 from ml_assets.core.columns import ColumnRoles
 
 SPLIT_COLUMN = "__split__"
+# Each row's identity (ml_assets.core.overlap): which rows a champion was trained on.
+ROW_KEY_COLUMN = "__row_key__"
+# Bookkeeping columns of the feature table: never features, never shown to a model.
+BOOKKEEPING_COLUMNS = (SPLIT_COLUMN, ROW_KEY_COLUMN)
 MISSING_CATEGORY = "__missing__"
 # A category seen in fewer training rows is treated as missing (too few rows to learn from).
 MIN_CATEGORY_ROWS = 5
@@ -238,6 +242,11 @@ def held_out(features: pd.DataFrame, target: str):
     return y[~is_test], features.loc[is_test, columns], y[is_test]
 
 
+def feature_columns(features: pd.DataFrame, target: str) -> list[str]:
+    """The columns of a feature table a model takes: all but the target and the bookkeeping."""
+    return [c for c in features.columns if c != target and c not in BOOKKEEPING_COLUMNS]
+
+
 def _sides(features: pd.DataFrame, target: str) -> tuple[np.ndarray, list[str]]:
     is_test = (features[SPLIT_COLUMN] == "test").to_numpy()
-    return is_test, [c for c in features.columns if c not in (target, SPLIT_COLUMN)]
+    return is_test, feature_columns(features, target)

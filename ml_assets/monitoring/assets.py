@@ -63,7 +63,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
             contract_changes=contract_changes(context.instance, key),
         )
         report["data_version"] = key
-        report["performance"] = _champion_performance(champion, key, features, registry)
+        report["performance"] = _champion_performance(champion, key, features, registry, store)
         report["change_columns"] = change_columns(report)
         report["retrain_triggers"] = retrain_triggers(
             has_champion=champion is not None,
@@ -97,19 +97,33 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
             metadata["plot"] = png_markdown({"drift by column": image})
         return dg.Output(report, metadata=metadata)
 
-    def _champion_performance(champion, key, features, registry) -> dict | None:
-        """The champion scored on this version's labelled rows (concept drift shows here)."""
+    def _champion_performance(champion, key, features, registry, store) -> dict | None:
+        """The champion scored on this version's labelled rows that it was not trained on
+        (concept drift shows here; on its own training rows it would look better than it is)."""
         if champion is None or champion["data_version"] == key or target not in features:
             return None
         from ml_assets.core.evaluation import score
-        from ml_assets.core.modeling import SPLIT_COLUMN
+        from ml_assets.core.modeling import feature_columns
+        from ml_assets.core.overlap import read_champion_training_rows, unseen_rows
 
-        labelled = features[features[target].notna()]
-        X, y = labelled.drop(columns=[target, SPLIT_COLUMN]), labelled[target]
+        path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+        unseen = unseen_rows(
+            features, target, read_champion_training_rows(path, features),
+            unknown_reason=f"the champion's feature table (data version "
+            f"{champion['data_version']}) is not in the store ({path})",
+        )
+        counts = {**unseen.to_metadata(), "champion_version": champion["version"]}
+        metric, min_rows = settings.primary_metric, settings.gates.min_comparison_rows
+        if unseen.too_few(min_rows):
+            return {**counts, "metric": metric, "decayed": False, "reason": (
+                f"no decay verdict: only {unseen.compared} labelled rows of this version were "
+                f"not seen by the champion in training (gates.min_comparison_rows is "
+                f"{min_rows}): too few to judge; {unseen.excluded_text()}")}
+        labelled = features[features[target].notna()][unseen.keep]
+        X, y = labelled[feature_columns(labelled, target)], labelled[target]
         now = score(registry.load_version_or_fail(champion["version"]), X, y, settings.task, settings.positive_label)
-        metric = settings.primary_metric
         decay = assess_decay(now.get(metric), champion["metrics"].get(metric), settings)
-        return {**decay, "champion_version": champion["version"]}
+        return {**decay, **counts, "reason": f"{decay['reason']}; {unseen.summary('scored on')}"}
 
     return [drift_report]
 

@@ -15,7 +15,8 @@ from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_passed
 
 # 2: native categorical gradient boosting, categorical feature table, categories counted once
-CODE_VERSION = "2"
+# 3: row identities in the feature table; the champion compared only on rows it never saw
+CODE_VERSION = "3"
 
 
 def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
@@ -37,16 +38,19 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         name="features",
         partitions_def=data_version_partitions,
         group_name=group,
-        code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'seed', 'test_size')}",
+        code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'seed', 'test_size', 'id_columns')}",
         kinds={"pandas"},
         description="The feature table ready for training: feature columns (ids dropped), the "
-        "target and the recorded train/test split.",
+        "target, the recorded train/test split and each row's identity (from the id columns, "
+        "else the feature and label values), which keeps the champion from being judged on "
+        "rows it was trained on.",
     )
     def features(context: dg.AssetExecutionContext, validated_data):
         import pandas as pd
 
         from ml_assets.core.columns import as_categories
         from ml_assets.core.modeling import SPLIT_COLUMN, split_rows
+        from ml_assets.core.overlap import add_row_keys, identity_columns
         from ml_assets.ingestion.contract_file import load_roles
 
         refuse_if_contract_failed(context)
@@ -61,6 +65,11 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         table[SPLIT_COLUMN] = split_rows(
             table[target], settings.task, settings.test_size, settings.seed
         ).astype("category")
+        # From validated_data, which still has the id columns the feature table drops.
+        key_method, key_columns = identity_columns(
+            settings.id_columns, validated_data.columns, [*roles.features, target]
+        )
+        add_row_keys(table, validated_data, key_method, key_columns)
         sizes = table[SPLIT_COLUMN].value_counts()
         metadata = {
             "dagster/row_count": len(table),
@@ -69,6 +78,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             "numeric_features": json_meta(list(roles.numeric)),
             "categorical_features": json_meta(list(roles.categorical)),
             "id_columns_dropped": json_meta(list(roles.ids)),
+            "row_identity": key_method,
         }
         if settings.task == "classification":
             balance = table.groupby(SPLIT_COLUMN, observed=True)[target].value_counts().unstack(fill_value=0)
@@ -119,7 +129,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         retry_policy=MLFLOW_RETRY,
         kinds={"scikitlearn"},
         description="Held-out metrics and plots, and the comparison with the current champion "
-        "on the same held-out rows.",
+        "on the same held-out rows, those the champion was not trained on.",
         check_specs=[
             dg.AssetCheckSpec(
                 "quality_gate",
@@ -133,8 +143,9 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
                 "champion_comparison",
                 asset="evaluation_report",
                 partitions_def=data_version_partitions,
-                description="Not worse than the current champion on the same held-out rows "
-                "(decides promotion; a worse model may be registered but not promoted).",
+                description="Not worse than the current champion on the same held-out rows, "
+                "leaving out rows the champion was trained on (decides promotion; a worse "
+                "model may be registered but not promoted).",
             ),
         ],
     )
@@ -159,21 +170,32 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         gate = evaluation.quality_gate(metrics, settings, baseline)
 
         champion = registry.champion()
-        champion_metrics = None
+        champion_metrics, comparison, compared_metrics = None, None, metrics
         if champion is not None:
-            champion_model = registry.load_version_or_fail(champion["version"])
-            champion_metrics = evaluation.score_predictions(
-                evaluation.predict(champion_model, X_eval, task), y_eval, task, pos
-            )
-            champion = {**champion, "metrics_on_these_rows": champion_metrics}
+            comparison = fair_comparison_rows(features, champion, store)
+            keep = comparison.keep
+            X_cmp = X_eval if keep.all() else X_eval[keep]
+            y_cmp = y_eval if keep.all() else y_eval[keep].reset_index(drop=True)
+            compared_metrics = evaluation.score_predictions(predictions.rows(keep), y_cmp, task, pos)
+            champion_metrics = {}
+            if comparison.compared:
+                champion_model = registry.load_version_or_fail(champion["version"])
+                champion_metrics = evaluation.score_predictions(
+                    evaluation.predict(champion_model, X_cmp, task), y_cmp, task, pos
+                )
+            champion = {**champion, "metrics_on_these_rows": champion_metrics,
+                        "challenger_metrics_on_these_rows": compared_metrics}
         evaluated = (champion or {}).get("metrics", {}).get(settings.primary_metric)
+        compare = dict(
+            champion_evaluated=evaluated, comparison=comparison,
+            challenger_evaluated=metrics.get(settings.primary_metric), n_rows=len(y_eval),
+        )
         decision = evaluation.decide_promotion(
-            metrics, champion_metrics, gate, settings, n_rows=len(y_test),
-            champion_evaluated=evaluated,
+            compared_metrics, champion_metrics, gate, settings, **compare
         )
         not_worse = evaluation.decide_promotion(
-            metrics, champion_metrics, evaluation.GateResult(True, [], {}), settings,
-            n_rows=len(y_test), champion_evaluated=evaluated,
+            compared_metrics, champion_metrics, evaluation.GateResult(True, [], {}), settings,
+            **compare,
         )
 
         matrix = (evaluation.confusion_predictions(predictions, y_eval)
@@ -195,6 +217,9 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             "champion": champion,
             "gate": gate.to_metadata(),
             "decision": {"promote": decision.promote, "reason": decision.reason},
+            "comparison": None if comparison is None else {
+                **comparison.to_metadata(), "summary": comparison.summary(),
+            },
             "plots": sorted(images),
             "input_example": X_test.head(5).to_dict(orient="records"),
         }
@@ -210,14 +235,27 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             }
             for m, v in metrics.items()
         ]
+        columns = ["metric", "model", "baseline", "champion"]
+        if comparison is not None:
+            # The champion's figures are on the compared rows: the challenger's beside them.
+            columns.insert(3, "model (compared rows)")
+            for row in rows:
+                row["model (compared rows)"] = compared_metrics.get(row["metric"])
+        comparison_meta = {} if comparison is None else {
+            "compared_rows": comparison.compared,
+            "excluded_rows": comparison.excluded,
+            "match_method": comparison.method or "none",
+            "comparison": comparison.summary(),
+        }
         yield dg.Output(
             report,
             metadata={
                 **{f"metric/{m}": dg.MetadataValue.float(float(v)) for m, v in metrics.items()},
-                "metrics": markdown_table(rows, ["metric", "model", "baseline", "champion"]),
+                "metrics": markdown_table(rows, columns),
                 "champion_version": champion["version"] if champion else "none",
                 "decision": decision.reason,
                 "test_rows": len(X_test),
+                **comparison_meta,
                 "plots": png_markdown(images),
             },
         )
@@ -239,7 +277,19 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             metadata={
                 "champion_version": champion["version"] if champion else "none",
                 "metric": settings.primary_metric,
+                **{k: v for k, v in comparison_meta.items() if k != "comparison"},
             },
         )
+
+    def fair_comparison_rows(features, champion: dict, store: StoreResource):
+        """The held-out rows the challenger and the champion are compared on: those the
+        champion was not trained on, read from its data version's feature table."""
+        from ml_assets.core.overlap import comparison_rows, read_champion_training_rows
+
+        path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+        training = read_champion_training_rows(path, features)
+        unknown = (f"the champion's feature table (data version {champion['data_version']}) "
+                   f"is not in the store ({path})")
+        return comparison_rows(features, target, training, unknown_reason=unknown)
 
     return [features, model, evaluation_report]
