@@ -26,14 +26,25 @@ from ml_assets.core.contract.suite import (
 )
 
 # GX's pandas engine copies the whole batch frame for every column-map expectation
-# (`df[df[col].notnull()]`, then `df[unexpected]`), so one 1,000,000 x 20 batch took 15 s.
-# Validating a few columns per batch keeps each copy small. Measured on 1,000,000 rows x 20
-# columns (15 numeric, 4 categorical, a text target; 76 expectations), GX 1.24, pandas 2.3:
-# 2.0 s when it passes, 2.3-2.9 s with a range, a null-share and a category failure; a numeric
-# column that is entirely text costs 5-7 s (GX checks the type of each value of an object
-# column in Python). Budgets of 2M/4M/8M/30M cells per batch took 2.0/2.1/3.0/7.7 s; small
-# tables stay in one batch (GX's fixed cost is ~10 ms per expectation, not per row).
-CELLS_PER_BATCH = 1_000_000
+# (`df[df[col].notnull()]`, then `df[unexpected]`), so one 1,000,000 x 20 batch took 15 s; and
+# it fingerprints every batch frame (a hash of each cell and of the index, then md5 of those).
+# So a big table is validated a few columns at a time, the batches sized in bytes per row: a
+# categorical column (one-byte codes) costs an eighth of a float64 one to copy, so the text
+# columns of the benchmark table share one batch while its numeric columns go two by two.
+# Measured with `python -m benchmarks.validation` (1,000,000 rows, 8 numeric and 6
+# categorical columns, 72 expectations; GX 1.24, pandas 2.3), median of 5 on a table that
+# passes: 2/4/8/16/32 MB per batch took 0.78/0.72/0.70/0.67/0.68 s, the whole table in one
+# batch 1.04 s. Small tables stay in one batch (GX's fixed cost is a few ms per expectation).
+BYTES_PER_BATCH = 16_000_000
+
+# The first pass asks GX for the verdict only: "BOOLEAN_ONLY" computes each expectation's
+# unexpected count and nothing more, where "SUMMARY" also gathers the first unexpected values
+# and their row indices (more filtered copies of the batch frame, even for an expectation that
+# passes). The failed expectations are then evaluated again with RESULT_FORMAT on the same
+# validator (same batch, no second fingerprint) for their examples, so a clean table pays for
+# no examples and a failing one for its failures only. Measured as above: 0.74 s verdict first,
+# 1.04 s in one "SUMMARY" pass (median of 5).
+FIRST_PASS_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 
 # "SUMMARY" returns up to 5 unexpected values and their row indices for pandas without the
 # complete lists; the unexpected-index *query* is a string listing every unexpected index, so
@@ -45,10 +56,22 @@ RESULT_FORMAT = {
 }
 
 
-def _batches(expectations: list[dict], rows: int) -> list[tuple[list[str] | None, list[int]]]:
+def _row_bytes(dtype: Any) -> int:
+    """Bytes per row that GX copies when it filters a column of this dtype."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        # the codes: int8 up to 127 categories, then int16, int32
+        return next(b for b, top in ((1, 2**7), (2, 2**15), (4, 2**31), (8, None))
+                    if top is None or len(dtype.categories) < top)
+    return int(getattr(dtype, "itemsize", 0) or 8)
+
+
+def _batches(
+    expectations: list[dict], frame: pd.DataFrame
+) -> list[tuple[list[str] | None, list[int]]]:
     """Expectation indices grouped into batches: (columns of the batch frame, indices).
 
-    None as columns means the whole table; [] a frame with the rows but no columns.
+    None as columns means the whole table; [] a frame with the rows but no columns. A column
+    the frame lacks is in no batch frame (its expectations fail as missing), and costs nothing.
     """
     row_count: list[int] = []
     whole: list[int] = []
@@ -62,12 +85,23 @@ def _batches(expectations: list[dict], rows: int) -> list[tuple[list[str] | None
             row_count.append(i)
         else:
             whole.append(i)
-    per_batch = max(1, CELLS_PER_BATCH // max(1, rows))
-    columns = list(by_column)
+    budget = max(1, BYTES_PER_BATCH // max(1, len(frame)))
+    dtypes = dict(zip(frame.columns, frame.dtypes, strict=True))
     batches: list[tuple[list[str] | None, list[int]]] = []
-    for start in range(0, len(columns), per_batch):
-        chunk = columns[start : start + per_batch]
-        batches.append((chunk, [i for col in chunk for i in by_column[col]]))
+    used = budget
+    for column, indices in by_column.items():
+        size = _row_bytes(dtypes[column]) if column in dtypes else 0
+        if column in dtypes and pd.api.types.is_object_dtype(dtypes[column]):
+            size = budget  # a batch of its own: see _run_suite
+        if batches and used + size <= budget:
+            used += size
+        else:
+            batches.append(([], []))
+            used = size
+        columns, members = batches[-1]
+        if column in dtypes:
+            columns.append(column)
+        members.extend(indices)
     if row_count:
         if batches:
             batches[0][1].extend(row_count)
@@ -145,7 +179,6 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
     Failed expectations of severity "critical" are breakage (`failures`: they block); the
     others ("warning", "info") are change (`changes`: reported, never blocking).
     """
-    gx = gx_module()
     expectations = list(contract.get("expectations") or [])
     meta = (contract.get("meta") or {}).get(META_KEY) or {}
     target = (meta.get("roles") or {}).get("target") or meta.get("target") or ""
@@ -157,29 +190,18 @@ def validate_table(df: pd.DataFrame, contract: dict) -> ContractResult:
         .add_dataframe_asset("table")
         .add_batch_definition_whole_dataframe("whole_table")
     )
+    built: dict[int, Any] = {}  # GX objects by contract position; a bad one fails the file
+    for i, expectation in enumerate(expectations):
+        try:
+            built[i] = build_expectation(expectation)
+        except ValueError as exc:
+            raise ContractFileError(
+                f"contract {contract.get('name')!r}: expectation #{i + 1}: {exc}"
+            ) from None
     results: dict[int, Any] = {}
-    for number, (columns, indices) in enumerate(_batches(expectations, len(frame))):
-        if columns is None:
-            batch_frame = frame
-        else:
-            batch_frame = frame[[c for c in columns if c in frame.columns]]
-        built = []
-        for i in indices:
-            try:
-                built.append(build_expectation(expectations[i]))
-            except ValueError as exc:
-                raise ContractFileError(
-                    f"contract {contract.get('name')!r}: expectation #{i + 1}: {exc}"
-                ) from None
-        suite = context.suites.add(
-            gx.ExpectationSuite(
-                name=f"{contract.get('name', 'contract')}-{number}", expectations=built
-            )
-        )
-        position = {exp.id: i for exp, i in zip(suite.expectations, indices, strict=False)}
-        outcome = _run_suite(context, batch_definition, suite, batch_frame, number)
-        for result in outcome.results:
-            results[position[result.expectation_config.id]] = result
+    for columns, indices in _batches(expectations, frame):
+        batch_frame = frame if columns is None else frame[columns]
+        results.update(_run_suite(batch_definition, built, indices, batch_frame))
 
     failed = sorted(i for i, r in results.items() if not r.success)
     missing: dict[str, list[int]] = {}
@@ -261,24 +283,84 @@ def _severity(expectation: dict) -> str:
     return str(expectation.get("severity") or CRITICAL).lower()
 
 
-def _run_suite(context, batch_definition, suite, frame: pd.DataFrame, number: int):
-    """Validate one batch frame; the suite validation result."""
+def _suite(expectations: dict[int, Any], indices: list[int]):
+    """A GX suite of those expectations (GX objects by contract position), each with its
+    position as id: all a result needs to be put back in the contract's order.
+
+    Built outside the context's suite store: adding it there would serialise every expectation
+    again, which is all that store is for here.
+    """
+    gx = gx_module()
+    suite = gx.ExpectationSuite(name="contract", expectations=[expectations[i] for i in indices])
+    for expectation, i in zip(suite.expectations, indices, strict=True):
+        expectation.id = str(i)
+    return suite
+
+
+def _run_suite(
+    batch_definition, built: dict[int, Any], indices: list[int], frame: pd.DataFrame
+) -> dict[int, Any]:
+    """Validate those expectations on one batch frame; their GX results by contract position.
+
+    A verdict-only pass first, then the failed expectations again for their examples (see
+    FIRST_PASS_FORMAT), both on one validator (one batch, one fingerprint).
+
+    A column of Python objects (numbers read as text: it is there to fail) has a batch of its
+    own (see _batches), evaluated in one "SUMMARY" pass, one expectation at a time: GX checks
+    such a column's types value by value in Python (about a second a million rows), and a range
+    check that raises on text makes GX compute again every metric of the same resolution round,
+    up to three times (which ones depends on set order, so on the process's hash seed). Measured
+    on the benchmark table with one numeric column as text (1,000,000 rows, hash seeds 1-4):
+    2.0-7.3 s in one graph, 2.0-3.0 s one expectation at a time.
+    """
     try:
         # What ValidationDefinition.run does inside, minus storing the result in the context's
         # result store (a JSON serialisation of every result: 0.2-0.5 s per table).
         from great_expectations.validator.v1_validator import Validator
     except ImportError:  # pragma: no cover - a later GX 1.x may move it; the public way works
-        gx = gx_module()
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=f"batch-{number}", data=batch_definition, suite=suite)
-        )
-        return definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+        return _run_definition(batch_definition, built, indices, frame)
+    objects = any(pd.api.types.is_object_dtype(d) for d in frame.dtypes)
     validator = Validator(
         batch_definition=batch_definition,
         batch_parameters={"dataframe": frame},
-        result_format=RESULT_FORMAT,
+        result_format=RESULT_FORMAT if objects else FIRST_PASS_FORMAT,
     )
-    return validator.validate_expectation_suite(suite)
+    if objects:
+        results: dict[int, Any] = {}
+        for i in indices:
+            results.update(_by_position(validator.validate_expectation_suite(_suite(built, [i]))))
+        return results
+    results = _by_position(validator.validate_expectation_suite(_suite(built, indices)))
+    failed = [i for i in indices if not results[i].success]
+    if failed:
+        validator.result_format = RESULT_FORMAT
+        # copies: an expectation belongs to one suite (GX refuses one that has an id)
+        again = {i: built[i].copy(update={"id": None}) for i in failed}
+        results.update(_by_position(validator.validate_expectation_suite(_suite(again, failed))))
+    return results
+
+
+def _by_position(outcome) -> dict[int, Any]:
+    return {int(result.expectation_config.id): result for result in outcome.results}
+
+
+def _run_definition(
+    batch_definition, built: dict[int, Any], indices: list[int], frame: pd.DataFrame
+) -> dict[int, Any]:  # pragma: no cover - only where GX's Validator class moved
+    """The public way: a ValidationDefinition in the context, one "SUMMARY" pass."""
+    gx = gx_module()
+    context = batch_definition.data_asset.datasource.data_context
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=f"contract-{indices[0]}", expectations=[built[i] for i in indices]
+        )
+    )
+    position = {exp.id: i for exp, i in zip(suite.expectations, indices, strict=True)}
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
+    )
+    outcome = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    return {position[r.expectation_config.id]: r for r in outcome.results}
 
 
 def _missing_failure(
