@@ -34,7 +34,8 @@ CATEGORIES = {
     "scikit-learn fit": lambda f, p: f == "fit" and p.endswith("sklearn/pipeline.py"),
     "scikit-learn predict / predict_proba": lambda f, p: (
         f in ("predict", "predict_proba") and p.endswith("sklearn/pipeline.py")),
-    "evaluation: plots()": lambda f, p: f == "plots" and "evaluation.py" in p,
+    "evaluation: plot_predictions()": lambda f, p: (
+        f == "plot_predictions" and "evaluation/plotting.py" in p),
     "matplotlib": lambda f, p: "/matplotlib/" in p,
     "parquet write / read": lambda f, p: f in ("to_parquet", "read_parquet") and "pandas" in p,
     "read_table (CSV)": lambda f, p: f == "read_table",

@@ -75,7 +75,7 @@ DEFAULT_CRON = "0 3 * * 1"
 
 
 def _valid_cron(cron: str) -> bool:
-    from dagster._utils.schedules import is_valid_cron_string
+    from ml_assets.private_apis import is_valid_cron_string
 
     return is_valid_cron_string(cron)
 

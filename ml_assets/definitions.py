@@ -42,7 +42,7 @@ def _in_process_by_default() -> dg.ExecutorDefinition:
             multiprocess:
               start_method: {forkserver: {}}
     """
-    from dagster._core.definitions.executor_definition import IN_PROC_CONFIG, MULTI_PROC_CONFIG
+    from ml_assets.private_apis import IN_PROC_CONFIG, MULTI_PROC_CONFIG
 
     return dg.multi_or_in_process_executor.configured(
         lambda config: config,

@@ -1,39 +1,44 @@
-"""Which assets a run materialises: ingest-and-validate, or train-evaluate-register."""
+"""The latest verdicts of the graph's checks on one data version, read from the instance
+(the run selections themselves are in ml_assets.graph)."""
 
 import dagster as dg
 
-INGEST_ASSETS = ("raw_data", "validated_data", "features", "drift_report")
-TRAIN_ASSETS = ("model", "evaluation_report", "registered_model_version")
-ALL_ASSETS = INGEST_ASSETS + TRAIN_ASSETS
+from ml_assets.graph import Check, check_key
 
 
-def keys(names) -> list[dg.AssetKey]:
-    return [dg.AssetKey(name) for name in names]
+def latest_check_executions(instance, checks, partition: str) -> dict:
+    """The record of the latest execution of each check on one data version, by check key;
+    a check never run there is absent."""
+    from ml_assets.private_apis import PartitionKeyFilter
+
+    return instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [check_key(check) for check in checks], partition_filter=PartitionKeyFilter(key=partition)
+    )
 
 
-def _latest_check_data(instance, asset: str, check: str, partition: str):
-    """The event data of the latest execution of a check on one data version, or None."""
-    from dagster._core.event_api import PartitionKeyFilter
-
-    check_key = dg.AssetCheckKey(dg.AssetKey(asset), check)
-    record = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [check_key], partition_filter=PartitionKeyFilter(key=partition)
-    ).get(check_key)
+def execution_data(record):
+    """The event data of a check's execution record (an evaluation, or only its plan), or None."""
     if record is None or record.event is None or record.event.dagster_event is None:
         return None
     return record.event.dagster_event.event_specific_data
 
 
-def latest_check_passed(instance, asset: str, check: str, partition: str) -> bool | None:
+def _latest_check_data(instance, check: Check, partition: str):
+    """The event data of the latest execution of a check on one data version, or None."""
+    records = latest_check_executions(instance, [check], partition)
+    return execution_data(records.get(check_key(check)))
+
+
+def latest_check_passed(instance, check: Check, partition: str) -> bool | None:
     """The verdict of the latest evaluation of a check on one data version (None: never run)."""
-    data = _latest_check_data(instance, asset, check, partition)
+    data = _latest_check_data(instance, check, partition)
     return getattr(data, "passed", None) if data is not None else None
 
 
-def latest_check_metadata(instance, asset: str, check: str, partition: str) -> dict | None:
+def latest_check_metadata(instance, check: Check, partition: str) -> dict | None:
     """The metadata of the latest evaluation of a check on one data version, as plain values
     (a JSON entry as its list or dict); None when the check was never evaluated there."""
-    data = _latest_check_data(instance, asset, check, partition)
+    data = _latest_check_data(instance, check, partition)
     if not isinstance(data, dg.AssetCheckEvaluation):
         return None  # never run, or planned and not evaluated (its step failed first)
     return {key: getattr(value, "value", value) for key, value in data.metadata.items()}

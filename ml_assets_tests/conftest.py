@@ -178,12 +178,11 @@ def webhook():
 
 def run_selection(project, instance, key, names):
     """Run part of the graph for one version, as a sensor's RunRequest would."""
-    import dagster as dg
-
     from ml_assets.definitions import TRAIN_JOB
+    from ml_assets.graph import asset_keys
 
     job = project.defs().resolve_job_def(TRAIN_JOB)
     return job.execute_in_process(
         partition_key=key, instance=instance, raise_on_error=False,
-        asset_selection=[dg.AssetKey(n) for n in names],
+        asset_selection=asset_keys(names),
     )

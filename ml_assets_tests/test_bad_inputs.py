@@ -11,12 +11,12 @@ import time
 
 import dagster as dg
 
-from ml_assets.selections import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS, CHECKS
 from ml_assets_tests.bad_inputs import corpus
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
 from ml_assets_tests.test_cli import cli
 
-CHECK_ASSET = {"readable_table": "raw_data", "data_contract": "validated_data"}
+CHECK_ASSET = {check.name: check.asset for check in CHECKS}
 
 
 def snapshot_bytes(store_root):

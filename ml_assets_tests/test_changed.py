@@ -4,11 +4,12 @@ those, says which and why, and then finds nothing stale."""
 
 import dagster as dg
 
+from ml_assets.graph import INGEST_ASSETS, TRAIN_ASSETS
 from ml_assets_tests.conftest import breast_cancer
 from ml_assets_tests.test_cli import cli
 from ml_assets_tests.test_faults import PIPELINE_FILE, instance_at
 
-TRAINING = {"model", "evaluation_report", "registered_model_version"}
+TRAINING = set(TRAIN_ASSETS)
 
 
 def materialized_in(instance, run_id):
@@ -41,7 +42,7 @@ def test_editing_hyperparameters_reruns_exactly_the_model_and_what_follows(tmp_p
     assert out.count("3 stale asset(s)") == 2  # every version
     assert "model                      stale: model: has a new code version" in out
     assert "evaluation_report          stale: upstream model is rematerialised" in out
-    for untouched in ("raw_data", "validated_data", "features", "drift_report"):
+    for untouched in INGEST_ASSETS:
         assert f"{untouched:<26} stale" not in out
 
     new_runs = [r for r in instance.get_runs() if r.run_id not in before]

@@ -12,7 +12,7 @@ import json
 import dagster as dg
 import pandas as pd
 
-from ml_assets.selections import INGEST_ASSETS
+from ml_assets.graph import CHAMPION_COMPARISON, INGEST_ASSETS
 from ml_assets_tests.conftest import diabetes, make_project, run_selection
 
 TARGET = "progression"
@@ -90,7 +90,7 @@ def test_cumulative_versions_promote_the_model_trained_on_every_row(tmp_path, in
 
     evaluation = next(e for e in result.all_events if e.event_type
                       == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-                      and e.asset_check_evaluation_data.check_name == "champion_comparison")
+                      and e.asset_check_evaluation_data.check_name == CHAMPION_COMPARISON.name)
     check = evaluation.asset_check_evaluation_data
     assert check.passed and summary[1:] in check.description
     assert check.metadata["compared_rows"].value == compared

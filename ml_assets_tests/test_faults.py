@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ml_assets.selections import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
 from ml_assets_tests.e2e.conftest import free_port, stop_process_group, wait_for
 from ml_assets_tests.test_cli import cli
@@ -26,7 +26,7 @@ PIPELINE_FILE = ("name: bc\ntarget: diagnosis\ntask: classification\nid_columns:
 
 
 def instance_at(path):
-    from dagster._core.instance.ref import InstanceRef
+    from ml_assets.private_apis import InstanceRef
 
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(path)))
 

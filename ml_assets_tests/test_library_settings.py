@@ -16,7 +16,7 @@ PROBE = """
 import json, os
 import ml_assets.definitions  # what `dagster dev`, a run worker or a step process imports
 import mlflow
-from mlflow.telemetry.client import get_telemetry_client
+from ml_assets.private_apis import get_telemetry_client
 print(json.dumps({
     "telemetry_client": get_telemetry_client() is not None,
     "gx_analytics": os.environ.get("GX_ANALYTICS_ENABLED"),

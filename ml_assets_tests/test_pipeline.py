@@ -12,15 +12,13 @@ import sys
 import dagster as dg
 import pytest
 
+from ml_assets.graph import ALL_ASSETS, CHECKS, FEATURES, TRAIN_ASSETS, asset_key
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
-
-ASSETS = ["raw_data", "validated_data", "features", "model", "evaluation_report",
-          "registered_model_version", "drift_report"]
 
 
 def materialization(instance, asset, key):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
     ).records
     return records[0].event_log_entry.asset_materialization if records else None
 
@@ -54,11 +52,8 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
     checks = check_results(result)
-    assert {n: c.passed for n, c in checks.items()} == {
-        "readable_table": True, "data_contract": True, "data_changes": True, "quality_gate": True,
-        "champion_comparison": True,
-    }
-    for asset in ASSETS:
+    assert {n: c.passed for n, c in checks.items()} == {c.name: True for c in CHECKS}
+    for asset in ALL_ASSETS:
         assert materialization(instance, asset, key) is not None, asset
 
     raw = materialization(instance, "raw_data", key)
@@ -140,7 +135,7 @@ def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
     contract = check_results(result)["data_contract"]
     assert not contract.passed and contract.blocking
     assert "mean_radius" in contract.description and second in contract.description
-    for asset in ("features", "model", "evaluation_report", "registered_model_version"):
+    for asset in (FEATURES, *TRAIN_ASSETS):
         assert materialization(instance, asset, second) is None, asset
     assert project.registry().champion()["data_version"] == first
     # The blocked version never reached registration: no MLflow run of its own.
@@ -218,7 +213,7 @@ def test_raw_data_is_kept_as_its_snapshot_and_read_again_by_a_later_run(tmp_path
     snapshot.write_text(snapshot.read_text().replace("malignant", "benign", 1))
     result = run_selection(project, instance, key, ["validated_data"])
     assert not result.success
-    from ml_assets.run_summary import summarize_run
+    from ml_assets.cli.run_summary import summarize_run
 
     [failed] = [s for s in summarize_run(instance, result.run_id).steps if s.status == "failed"]
     assert failed.step == "validated_data"

@@ -8,6 +8,14 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
+from ml_assets.graph import (
+    DATA_CHANGES,
+    DATA_CONTRACT,
+    RAW_DATA,
+    READABLE_TABLE,
+    VALIDATED_DATA,
+    check_spec,
+)
 from ml_assets.ingestion.contract_file import revision_on_disk
 from ml_assets.metadata import column_schema, json_meta, settings_version
 from ml_assets.partitions import data_version_partitions
@@ -24,7 +32,7 @@ def contract_path(env: Environment, settings: PipelineSettings) -> Path:
 
 def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
     @dg.asset(
-        name="raw_data",
+        name=RAW_DATA,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=CODE_VERSION,
@@ -33,11 +41,9 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         description="The landed file, copied unchanged into the versioned store; its sha256 is "
         "its data version.",
         check_specs=[
-            dg.AssetCheckSpec(
-                "readable_table",
-                asset="raw_data",
+            check_spec(
+                READABLE_TABLE,
                 partitions_def=data_version_partitions,
-                blocking=True,
                 description="The file can be read as a table with a header and rows.",
             )
         ],
@@ -77,7 +83,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             metadata["read_error"] = error
         yield dg.Output(df, data_version=dg.DataVersion(record.sha256), metadata=metadata)
         yield dg.AssetCheckResult(
-            check_name="readable_table",
+            check_name=READABLE_TABLE.name,
             passed=error is None,
             description=(
                 f"{len(df)} rows x {len(df.columns)} columns"
@@ -89,7 +95,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         )
 
     @dg.asset(
-        name="validated_data",
+        name=VALIDATED_DATA,
         partitions_def=data_version_partitions,
         group_name=group,
         # -r<N>: the contract revision, so accepting a widened contract marks validated_data stale
@@ -99,20 +105,16 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         description="Rows that passed the data contract (Great Expectations suite); rows with a "
         "missing label are dropped and counted.",
         check_specs=[
-            dg.AssetCheckSpec(
-                "data_contract",
-                asset="validated_data",
+            check_spec(
+                DATA_CONTRACT,
                 partitions_def=data_version_partitions,
-                blocking=True,
                 description="The Great Expectations data contract, its breakage (expectations "
                 "of severity 'critical'): row count, columns, types, columns gone mostly empty, "
                 "values off by orders of magnitude or of a sign never seen, target values.",
             ),
-            dg.AssetCheckSpec(
-                "data_changes",
-                asset="validated_data",
+            check_spec(
+                DATA_CHANGES,
                 partitions_def=data_version_partitions,
-                blocking=False,
                 description="Change from the data contract (its expectations of severity "
                 "'warning'): values outside the observed range, emptier columns, new "
                 "categories. Reported as a warning, never blocking.",
@@ -165,7 +167,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             )
         yield dg.Output(cleaned, metadata=metadata)
         yield dg.AssetCheckResult(
-            check_name="data_contract",
+            check_name=DATA_CONTRACT.name,
             passed=result.success,
             description=(
                 f"all {result.evaluated} expectations passed"
@@ -175,7 +177,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
             metadata=_contract_metadata(result),
         )
         yield dg.AssetCheckResult(
-            check_name="data_changes",
+            check_name=DATA_CHANGES.name,
             passed=not result.changes,
             severity=dg.AssetCheckSeverity.WARN,
             description=f"data version {key}: " + result.describe_changes(),

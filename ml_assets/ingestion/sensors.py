@@ -6,9 +6,8 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
+from ml_assets.graph import ALL_ASSETS, INGEST_ASSETS, asset_keys
 from ml_assets.partitions import DATA_VERSION, data_version_partitions
-from ml_assets.selections import ALL_ASSETS, INGEST_ASSETS
-from ml_assets.selections import keys as asset_keys
 from ml_assets.storage import VersionedStore
 
 

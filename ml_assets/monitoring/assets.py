@@ -6,6 +6,7 @@ import dagster as dg
 from ml_assets.config import PipelineSettings
 from ml_assets.core.retraining import assess_decay, change_columns, retrain_triggers
 from ml_assets.environment import Environment
+from ml_assets.graph import DATA_CHANGES, DRIFT_REPORT, FEATURES
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
 from ml_assets.partitions import data_version_partitions
@@ -19,7 +20,7 @@ CODE_VERSION = "2"
 def build_monitoring_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
     target = settings.target
     @dg.asset(
-        name="drift_report",
+        name=DRIFT_REPORT,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'drift', 'retrain', 'gates')}",
@@ -51,7 +52,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
             label = None
             context.log.info("this version is itself the champion's training data: no reference")
         else:
-            path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+            path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
             if path.exists():
                 table = load_frame(path)
                 reference = table[table[SPLIT_COLUMN] == "train"]
@@ -106,7 +107,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
         from ml_assets.core.modeling import feature_columns
         from ml_assets.core.overlap import read_champion_training_rows, unseen_rows
 
-        path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+        path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
         unseen = unseen_rows(
             features, target, read_champion_training_rows(path, features),
             unknown_reason=f"the champion's feature table (data version "
@@ -131,7 +132,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
 def contract_changes(instance, key: str) -> list[dict]:
     """The data contract's change findings for one version (check data_changes on
     validated_data, latest evaluation); none when the check has no record there."""
-    metadata = latest_check_metadata(instance, "validated_data", "data_changes", key) or {}
+    metadata = latest_check_metadata(instance, DATA_CHANGES, key) or {}
     changes = metadata.get("changes")
     if isinstance(changes, list):
         return [c for c in changes if isinstance(c, dict)]

@@ -5,8 +5,9 @@ import dagster as dg
 from ml_assets.config import PipelineSettings
 from ml_assets.core.retraining import BOOTSTRAP, describe_triggers
 from ml_assets.environment import Environment
+from ml_assets.graph import DATA_CONTRACT, DRIFT_REPORT, MODEL, TRAIN_ASSETS, asset_key, asset_keys
 from ml_assets.monitoring.notifications import Notifier
-from ml_assets.selections import TRAIN_ASSETS, keys, latest_check_passed
+from ml_assets.selections import latest_check_passed
 from ml_assets.storage import VersionedStore
 
 BATCH = 200
@@ -32,7 +33,7 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
         instance = context.instance
         after = int(context.cursor) if context.cursor else None
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), after_storage_id=after),
+            dg.AssetRecordsFilter(asset_key=asset_key(DRIFT_REPORT), after_storage_id=after),
             limit=BATCH,
             ascending=True,
         ).records
@@ -50,7 +51,7 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
             if settings.retrain.policy == "never":
                 context.log.info(f"{key}: {'+'.join(triggers)}, but retrain.policy is never")
                 continue
-            if _has_materialization(instance, "model", key):
+            if _has_materialization(instance, MODEL, key):
                 continue  # already trained (retrain.policy every_version trains every version)
             run_key = f"retrain:{key}"  # one request per version, ever
             if _has_run(instance, run_key):
@@ -65,7 +66,7 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
                 dg.RunRequest(
                     run_key=run_key,
                     partition_key=key,
-                    asset_selection=keys(TRAIN_ASSETS),
+                    asset_selection=asset_keys(TRAIN_ASSETS),
                     tags=tags,
                 )
             )
@@ -118,7 +119,7 @@ def _has_run(instance, run_key: str) -> bool:
 def _has_materialization(instance, asset: str, key: str) -> bool:
     return bool(
         instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+            dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
         ).records
     )
 
@@ -127,7 +128,7 @@ def newest_valid_version(instance, store: VersionedStore) -> str | None:
     """The most recently registered version whose data contract passed."""
     versions = sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key), reverse=True)
     for record in versions:
-        if latest_check_passed(instance, "validated_data", "data_contract", record.key):
+        if latest_check_passed(instance, DATA_CONTRACT, record.key):
             return record.key
     return None
 
@@ -150,7 +151,7 @@ def build_weekly_retrain(settings: PipelineSettings, env: Environment, job) -> d
         return dg.RunRequest(
             run_key=f"schedule:{key}:{when}",
             partition_key=key,
-            asset_selection=keys(TRAIN_ASSETS),
+            asset_selection=asset_keys(TRAIN_ASSETS),
             tags={"ml_assets/trigger": "schedule"},
         )
 
@@ -167,7 +168,7 @@ def build_failure_sensor(settings: PipelineSettings, env: Environment, job) -> d
         "blocking gate stops it; logs the message when the variable is unset.",
     )
     def run_failure_notifier(context: dg.RunFailureSensorContext, notifier: Notifier):
-        from ml_assets.run_summary import summarize_run
+        from ml_assets.cli.run_summary import summarize_run
 
         run = context.dagster_run
         summary = summarize_run(context.instance, run.run_id)

@@ -5,6 +5,7 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
+from ml_assets.graph import MODEL, REGISTERED_MODEL_VERSION
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import settings_version
 from ml_assets.partitions import data_version_partitions
@@ -22,7 +23,7 @@ CODE_VERSION = "1"
 
 def build_registry_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
     @dg.asset(
-        name="registered_model_version",
+        name=REGISTERED_MODEL_VERSION,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'name', 'gates')}",
@@ -59,7 +60,7 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
                 key=key,
                 dagster_run_id=context.run_id,
                 model=model,
-                model_file=store.store.artifact_path(key, "model", "skops"),
+                model_file=store.store.artifact_path(key, MODEL, "skops"),
                 report=evaluation_report,
                 plot_dir=store.store.version_dir(key) / "evaluation_plots",
                 contract_file=contract_path(env, settings),
@@ -75,14 +76,14 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
         retrained = retrain_note(context.run.tags)
         if outcome["promoted"]:
             context.resources.notifier.send(
-                "promoted", version=key, step="registered_model_version",
+                "promoted", version=key, step=REGISTERED_MODEL_VERSION,
                 reason=f"{settings.name} version {outcome['version']} is the new champion: "
                 f"{outcome['reason']}{retrained}",
                 run_id=context.run_id, logger=context.log,
             )
         elif retrained:  # drift_sensor announced this retraining: say how it ended
             context.resources.notifier.send(
-                "retrained, champion kept", version=key, step="registered_model_version",
+                "retrained, champion kept", version=key, step=REGISTERED_MODEL_VERSION,
                 reason=f"{settings.name} version {outcome['version']} is registered, not "
                 f"promoted: {outcome['reason']}{retrained}",
                 run_id=context.run_id, logger=context.log,

@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ml_assets.config import PipelineSettings
+from ml_assets.private_apis import no_site_packages_scan  # MLflow internals, see there
 
 _log = logging.getLogger(__name__)
 
@@ -29,29 +29,6 @@ def pip_requirements() -> list[str]:
         f"{dist}=={version(dist)}"
         for dist in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
     ]
-
-
-@contextlib.contextmanager
-def no_site_packages_scan() -> Iterator[None]:
-    """Skip the scan of every installed distribution that log_model makes (~2 s here).
-
-    With pip_requirements given, MLflow infers nothing; it still maps every module of the
-    environment to its distribution, only to warn when a pinned requirement is not the
-    installed version, which cannot happen for pins read from this environment. An empty map
-    makes MLflow look each requirement up by name (importlib.metadata.version), which is what
-    our pins are. Restored afterwards, so nothing else in the process sees the empty map.
-    """
-    from mlflow.utils import requirements_utils as ru
-
-    if getattr(ru, "_MODULES_TO_PACKAGES", False) is not None:
-        yield  # already computed (or a future MLflow without this map): nothing to skip
-        return
-    ru._MODULES_TO_PACKAGES = {}
-    try:
-        yield
-    finally:
-        ru._MODULES_TO_PACKAGES = None
-        ru._PACKAGES_TO_MODULES = None
 
 
 def _flat_params(settings: PipelineSettings, key: str) -> dict[str, Any]:

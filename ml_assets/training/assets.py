@@ -7,6 +7,15 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.environment import Environment
+from ml_assets.graph import (
+    CHAMPION_COMPARISON,
+    DATA_CONTRACT,
+    EVALUATION_REPORT,
+    FEATURES,
+    MODEL,
+    QUALITY_GATE,
+    check_spec,
+)
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
 from ml_assets.partitions import data_version_partitions
@@ -23,10 +32,10 @@ def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
     """Blocking checks stop downstream steps only within their own run. A later run that
     selects only the steps after validation (a retrain by sensor, schedule or click) must not
     use a version whose data contract failed, so features and model look the verdict up."""
-    if latest_check_passed(context.instance, "validated_data", "data_contract", context.partition_key) is False:
+    if latest_check_passed(context.instance, DATA_CONTRACT, context.partition_key) is False:
         raise dg.Failure(
             description=f"refusing to train on data version {context.partition_key}: its data "
-            "contract (validated_data:data_contract) failed",
+            f"contract ({DATA_CONTRACT.label}) failed",
             allow_retries=False,
         )
 
@@ -35,7 +44,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
     target = settings.target
 
     @dg.asset(
-        name="features",
+        name=FEATURES,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'seed', 'test_size', 'id_columns')}",
@@ -88,7 +97,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         return dg.Output(table, metadata=metadata)
 
     @dg.asset(
-        name="model",
+        name=MODEL,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'seed', 'model')}",
@@ -122,7 +131,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         )
 
     @dg.asset(
-        name="evaluation_report",
+        name=EVALUATION_REPORT,
         partitions_def=data_version_partitions,
         group_name=group,
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'positive_label', 'gates')}",
@@ -131,17 +140,14 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         description="Held-out metrics and plots, and the comparison with the current champion "
         "on the same held-out rows, those the champion was not trained on.",
         check_specs=[
-            dg.AssetCheckSpec(
-                "quality_gate",
-                asset="evaluation_report",
+            check_spec(
+                QUALITY_GATE,
                 partitions_def=data_version_partitions,
-                blocking=True,
                 description="Metric thresholds from the pipeline file (gates.*), and better than "
                 "a trivial baseline.",
             ),
-            dg.AssetCheckSpec(
-                "champion_comparison",
-                asset="evaluation_report",
+            check_spec(
+                CHAMPION_COMPARISON,
                 partitions_def=data_version_partitions,
                 description="Not worse than the current champion on the same held-out rows, "
                 "leaving out rows the champion was trained on (decides promotion; a worse "
@@ -260,7 +266,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             },
         )
         yield dg.AssetCheckResult(
-            check_name="quality_gate",
+            check_name=QUALITY_GATE.name,
             passed=gate.passed,
             description=(
                 "all gates passed"
@@ -270,7 +276,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             metadata={"gates": json_meta(gate.to_metadata())},
         )
         yield dg.AssetCheckResult(
-            check_name="champion_comparison",
+            check_name=CHAMPION_COMPARISON.name,
             passed=not_worse.promote,
             severity=dg.AssetCheckSeverity.WARN,
             description=not_worse.reason,
@@ -286,7 +292,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         champion was not trained on, read from its data version's feature table."""
         from ml_assets.core.overlap import comparison_rows, read_champion_training_rows
 
-        path = store.store.artifact_path(champion["data_version"], "features", "parquet")
+        path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
         training = read_champion_training_rows(path, features)
         unknown = (f"the champion's feature table (data version {champion['data_version']}) "
                    f"is not in the store ({path})")

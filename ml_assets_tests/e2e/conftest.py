@@ -82,7 +82,7 @@ class DagsterDev:
 
     def instance(self):
         from dagster import DagsterInstance
-        from dagster._core.instance.ref import InstanceRef
+        from ml_assets.private_apis import InstanceRef
 
         return DagsterInstance.from_ref(InstanceRef.from_dir(str(self.dagster_home)))
 

@@ -13,6 +13,14 @@ import pytest
 import yaml
 
 from ml_assets.demo.simulator import make_version
+from ml_assets.graph import (
+    DATA_CHANGES,
+    DATA_CONTRACT,
+    DRIFT_REPORT,
+    MODEL,
+    REGISTERED_MODEL_VERSION,
+    asset_key,
+)
 from ml_assets.registry.mlflow_wiring import ModelRegistry
 from ml_assets.selections import latest_check_passed
 from ml_assets.storage import VersionedStore
@@ -37,12 +45,12 @@ def _runs(instance, key):
 
 def _materialized(instance, asset, key) -> bool:
     return bool(instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
     ).records)
 
 
 def _check(instance, key, check):
-    return latest_check_passed(instance, "validated_data", check, key)
+    return latest_check_passed(instance, check, key)
 
 
 def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dagster_dev_factory):
@@ -84,9 +92,9 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     (landing / "same.csv").write_text(make_version(base, seed=3, drift=False).to_csv(index=False))
     same = key_of("same-")
     finished(same)
-    assert _check(instance, same, "data_contract") is True
-    assert _check(instance, same, "data_changes") is True
-    assert _materialized(instance, "drift_report", same)
+    assert _check(instance, same, DATA_CONTRACT) is True
+    assert _check(instance, same, DATA_CHANGES) is True
+    assert _materialized(instance, DRIFT_REPORT, same)
 
     # 3. the same patients, measurements 60 % higher: change warnings, retrained with the reason
     drifted = base.copy()
@@ -97,14 +105,14 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
         lambda: [r for r in _runs(instance, moved)
                  if r.tags.get("ml_assets/trigger") != "new_data" and r.is_finished],
         240, "drift_sensor's retraining run of the drifted version", interval=2)
-    assert _check(instance, moved, "data_contract") is True  # change is not breakage
-    assert _check(instance, moved, "data_changes") is False  # ... but it is reported
+    assert _check(instance, moved, DATA_CONTRACT) is True  # change is not breakage
+    assert _check(instance, moved, DATA_CHANGES) is False  # ... but it is reported
     assert "change" in retrain.tags["ml_assets/trigger"].split("+")
     named = retrain.tags["ml_assets/moved_columns"].split(",")
     assert set(named) <= set(MOVED) and "mean_radius" in named
     assert retrain.status == dg.DagsterRunStatus.SUCCESS
     [registered] = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("registered_model_version"),
+        dg.AssetRecordsFilter(asset_key=asset_key(REGISTERED_MODEL_VERSION),
                               asset_partitions=[moved]), limit=1).records
     decision = registered.asset_materialization.metadata["decision"].value
     now = registry.champion()
@@ -120,9 +128,9 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     slip = key_of("slip-")
     [run] = finished(slip) and _runs(instance, slip)
     assert run.status == dg.DagsterRunStatus.FAILURE
-    assert _check(instance, slip, "data_contract") is False
+    assert _check(instance, slip, DATA_CONTRACT) is False
     assert registry.champion()["data_version"] == now["data_version"]
 
     # the same-population version was never trained, by any run
-    assert not _materialized(instance, "model", same)
+    assert not _materialized(instance, MODEL, same)
     assert [r.tags["ml_assets/trigger"] for r in _runs(instance, same)] == ["new_data"]

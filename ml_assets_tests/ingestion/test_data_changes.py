@@ -3,9 +3,10 @@ blocked at the data contract. What `ml-assets run` and `ml-assets status` make o
 
 import dagster as dg
 
-from ml_assets.cli import _step_note
-from ml_assets.run_summary import summarize_run
-from ml_assets.status import collect_status, render_status
+from ml_assets.cli.execute import step_note
+from ml_assets.cli.run_summary import summarize_run
+from ml_assets.cli.status import collect_status, render_status
+from ml_assets.graph import FEATURES, TRAIN_ASSETS, asset_key
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 # The ten "mean ..." measurements of the breast cancer table.
@@ -14,7 +15,7 @@ MOVED = [
     "mean_compactness", "mean_concavity", "mean_concave_points", "mean_symmetry",
     "mean_fractal_dimension",
 ]
-DOWNSTREAM = ["features", "model", "evaluation_report", "registered_model_version"]
+DOWNSTREAM = [FEATURES, *TRAIN_ASSETS]
 
 
 def _checks(result) -> dict:
@@ -27,7 +28,7 @@ def _checks(result) -> dict:
 
 def _materialization(instance, asset, key):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
     ).records
     return records[0].event_log_entry.asset_materialization if records else None
 
@@ -78,7 +79,7 @@ def test_change_is_reported_and_trains_on_breakage_blocks(tmp_path, instance):
     # `ml-assets run`'s step line and `ml-assets status`: a warning, not a block
     [step] = [s for s in summarize_run(instance, result.run_id).steps if s.step == "validated_data"]
     assert step.status == "ok"
-    assert _step_note(step).endswith("data_contract passed; data_changes warned")
+    assert step_note(step).endswith("data_contract passed; data_changes warned")
 
     # a units slip of the same columns: breakage, blocked at the data contract
     slipped = base.copy()

@@ -13,7 +13,18 @@ import pandas as pd
 from ml_assets.demo.simulator import make_version
 from ml_assets.monitoring.notifications import retrain_note
 from ml_assets.monitoring.sensors import TAG_VALUE_LIMIT, columns_tag
-from ml_assets.selections import ALL_ASSETS, INGEST_ASSETS, TRAIN_ASSETS, latest_check_passed
+from ml_assets.graph import (
+    ALL_ASSETS,
+    DATA_CHANGES,
+    DATA_CONTRACT,
+    DRIFT_REPORT,
+    FEATURES,
+    INGEST_ASSETS,
+    TRAIN_ASSETS,
+    asset_key,
+    asset_keys,
+)
+from ml_assets.selections import latest_check_passed
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
 
 PIPELINE = DATASETS["breast_cancer"][1]
@@ -109,7 +120,7 @@ def test_retrain_run_refuses_a_version_whose_contract_failed(tmp_path, instance)
     [key] = project.register_new(instance)
     assert not run_selection(project, instance, key, INGEST_ASSETS).success
     # someone (a schedule, a click) asks to build features and train on it anyway
-    result = run_selection(project, instance, key, ("features", *TRAIN_ASSETS))
+    result = run_selection(project, instance, key, (FEATURES, *TRAIN_ASSETS))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert failure.step_key == "features"
@@ -214,11 +225,11 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     raised[CHANGED] = raised[CHANGED] * 1.6  # the same patients, three measurements 60% higher
     moved = ingest(project, instance, "raised.csv", raised)
     # the real data contract: change is reported (a warning), never breakage
-    assert latest_check_passed(instance, "validated_data", "data_contract", moved) is True
-    assert latest_check_passed(instance, "validated_data", "data_changes", moved) is False
-    assert latest_check_passed(instance, "validated_data", "data_changes", same) is True
+    assert latest_check_passed(instance, DATA_CONTRACT, moved) is True
+    assert latest_check_passed(instance, DATA_CHANGES, moved) is False
+    assert latest_check_passed(instance, DATA_CHANGES, same) is True
     drift_meta = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("drift_report"), asset_partitions=[moved]),
+        dg.AssetRecordsFilter(asset_key=asset_key(DRIFT_REPORT), asset_partitions=[moved]),
         limit=1,
     ).records[0].asset_materialization.metadata
     assert not drift_meta["dataset_drift"].value  # 3 of 30 columns: the share alone never retrains
@@ -243,7 +254,7 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     job = project.defs().resolve_job_def("train_version")
     assert job.execute_in_process(
         partition_key=moved, instance=instance, tags={"dagster/run_key": request.run_key},
-        asset_selection=[dg.AssetKey("drift_report")],
+        asset_selection=[asset_key(DRIFT_REPORT)],
     ).success
     again = sensor_tick(project, instance, "drift_sensor", tick.cursor)
     assert again.run_requests == [] and int(again.cursor) > int(tick.cursor)
@@ -252,7 +263,7 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     # the retraining run: its registration's notification names the trigger and the columns
     assert job.execute_in_process(
         partition_key=moved, instance=instance, tags=request.tags, raise_on_error=False,
-        asset_selection=[dg.AssetKey(n) for n in TRAIN_ASSETS],
+        asset_selection=asset_keys(TRAIN_ASSETS),
     ).success
     [outcome] = webhook.texts()[sent + 1:]
     assert outcome.startswith(("[ml_assets] promoted:", "[ml_assets] retrained, champion kept:"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from ml_assets.graph import ALL_ASSETS
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.services import BIN, Service, clean_env, ml_assets
 from ml_assets_tests.system.conftest import RedisServer
@@ -20,8 +21,7 @@ from ml_assets_tests.system.conftest import RedisServer
 pytestmark = pytest.mark.system
 
 MODULE = "ml_assets.deploy.celery_definitions"
-ASSETS = {"raw_data", "validated_data", "features", "model", "evaluation_report",
-          "registered_model_version", "drift_report"}
+ASSETS = set(ALL_ASSETS)
 
 
 def descendants(pid: int) -> set[int]:

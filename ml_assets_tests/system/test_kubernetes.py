@@ -68,7 +68,7 @@ def test_values_use_the_chart_keys(values):
 
 def test_the_code_location_loads_with_the_k8s_job_executor():
     import dagster as dg
-    from dagster._config import validate_config
+    from ml_assets.private_apis import validate_config
     from dagster_k8s import k8s_job_executor
 
     from ml_assets.deploy import k8s_definitions

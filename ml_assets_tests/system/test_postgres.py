@@ -8,13 +8,13 @@ import shutil
 import dagster as dg
 import pytest
 
+from ml_assets.graph import ALL_ASSETS, asset_key
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.services import clean_env, ml_assets, start_mlflow_server
 
 pytestmark = pytest.mark.system
 
-ASSETS = ["raw_data", "validated_data", "features", "model", "evaluation_report",
-          "registered_model_version", "drift_report"]
+ASSETS = list(ALL_ASSETS)
 
 
 def test_pipeline_runs_on_the_production_instance_and_mlflow_on_postgres(postgres, tmp_path, monkeypatch):
@@ -61,7 +61,7 @@ def test_pipeline_runs_on_the_production_instance_and_mlflow_on_postgres(postgre
                 == sorted(ASSETS)
             for asset in ASSETS:
                 records = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=5
+                    dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=5
                 ).records
                 assert len(records) == 1, asset
 

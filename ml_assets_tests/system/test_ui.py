@@ -15,6 +15,7 @@ import urllib.request
 import dagster as dg
 import pytest
 
+from ml_assets.graph import ALL_ASSETS
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
 from ml_assets_tests.e2e.services import BIN
@@ -22,8 +23,7 @@ from ml_assets_tests.e2e.services import BIN
 pytestmark = pytest.mark.system
 
 ARTIFACTS = REPO / "test-artifacts" / "ui"
-ASSETS = ["raw_data", "validated_data", "features", "model", "evaluation_report",
-          "registered_model_version", "drift_report"]
+ASSETS = list(ALL_ASSETS)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

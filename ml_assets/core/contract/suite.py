@@ -125,7 +125,7 @@ def gx_module():
 
 def ephemeral_context():
     gx = gx_module()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from ml_assets.private_apis import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     # The validator reads this to decide on tqdm bars ("Calculating Metrics") on stderr.
@@ -150,9 +150,7 @@ def pydantic_reason(exc: Exception) -> str:
 def build_expectation(config: dict):
     """A GX Expectation from its JSON form; raises ValueError with a short reason."""
     gx_module()
-    from great_expectations.expectations.expectation_configuration import (
-        ExpectationConfiguration,
-    )
+    from ml_assets.private_apis import ExpectationConfiguration
 
     if not isinstance(config, dict):
         raise ValueError(f"expected an object with 'type' and 'kwargs', got {config!r:.60}")

@@ -316,7 +316,7 @@ def _run_suite(
     try:
         # What ValidationDefinition.run does inside, minus storing the result in the context's
         # result store (a JSON serialisation of every result: 0.2-0.5 s per table).
-        from great_expectations.validator.v1_validator import Validator
+        from ml_assets.private_apis import Validator
     except ImportError:  # pragma: no cover - a later GX 1.x may move it; the public way works
         return _run_definition(batch_definition, built, indices, frame)
     objects = any(pd.api.types.is_object_dtype(d) for d in frame.dtypes)

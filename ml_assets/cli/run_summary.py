@@ -1,6 +1,6 @@
 """What happened in a run, read back from the Dagster event log: steps, durations, checks.
 
-Shared by `ml-assets run` (one line per step) and `ml-assets status` (the audit trail).
+Shared by `ml-assets run` (one line per step) and run_failure_notifier (what its message says).
 """
 
 from __future__ import annotations
@@ -10,15 +10,7 @@ from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance
 
-STEP_ORDER = [
-    "raw_data",
-    "validated_data",
-    "features",
-    "drift_report",
-    "model",
-    "evaluation_report",
-    "registered_model_version",
-]
+from ml_assets.graph import ALL_ASSETS
 
 
 @dataclass
@@ -79,7 +71,7 @@ def _plain(value) -> object:
 
 
 def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
-    steps: dict[str, StepOutcome] = {name: StepOutcome(name) for name in STEP_ORDER}
+    steps: dict[str, StepOutcome] = {name: StepOutcome(name) for name in ALL_ASSETS}
     started: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
@@ -124,8 +116,8 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
     for step in steps.values():
         if step.status == "failed" and any(c.blocking and not c.passed for c in step.checks):
             step.status = "blocked"
-    ordered = [steps[s] for s in STEP_ORDER if s in steps] + [
-        s for k, s in steps.items() if k not in STEP_ORDER
+    ordered = [steps[s] for s in ALL_ASSETS if s in steps] + [
+        s for k, s in steps.items() if k not in ALL_ASSETS
     ]
     return RunSummary(run_id=run_id, steps=ordered)
 

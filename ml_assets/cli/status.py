@@ -6,23 +6,39 @@ from the MLflow registry (the champion alias).
 
 from __future__ import annotations
 
-from ml_assets.config import PipelineSettings
-from ml_assets.environment import Environment
+import json
+from typing import TYPE_CHECKING
 
-CHECKS = [
-    ("raw_data", "readable_table"),
-    ("validated_data", "data_contract"),
-    ("validated_data", "data_changes"),
-    ("evaluation_report", "quality_gate"),
-    ("evaluation_report", "champion_comparison"),
-]
+from ml_assets.cli.common import EXIT_OK, load_pipeline, open_instance
+from ml_assets.graph import (
+    CHECKS,
+    DATA_CHANGES,
+    DRIFT_REPORT,
+    EVALUATION_REPORT,
+    REGISTERED_MODEL_VERSION,
+    asset_key,
+)
+
+if TYPE_CHECKING:
+    from ml_assets.config import PipelineSettings
+    from ml_assets.environment import Environment
+
+
+def cmd_status(args) -> int:
+    env, settings = load_pipeline()
+    status = collect_status(env, settings, open_instance())
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        print(render_status(status))
+    return EXIT_OK
 
 
 def _latest_metadata(instance, asset: str, key: str) -> dict | None:
     import dagster as dg
 
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
     ).records
     if not records:
         return None
@@ -37,17 +53,11 @@ def _latest_metadata(instance, asset: str, key: str) -> dict | None:
 
 
 def _checks(instance, key: str) -> dict:
-    import dagster as dg
-    from dagster._core.event_api import PartitionKeyFilter
+    from ml_assets.selections import execution_data, latest_check_executions
 
-    check_keys = [dg.AssetCheckKey(dg.AssetKey(a), n) for a, n in CHECKS]
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        check_keys, partition_filter=PartitionKeyFilter(key=key)
-    )
     out = {}
-    for check_key, record in latest.items():
-        event = record.event
-        data = event.dagster_event.event_specific_data if event and event.dagster_event else None
+    for check_key, record in latest_check_executions(instance, CHECKS, key).items():
+        data = execution_data(record)
         if data is None or not hasattr(data, "passed"):
             continue
         out[check_key.name] = {
@@ -83,9 +93,9 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
     for record in records:
         key = record.key
         checks = _checks(instance, key)
-        report = _latest_metadata(instance, "evaluation_report", key) or {}
-        registered = _latest_metadata(instance, "registered_model_version", key)
-        drift = _latest_metadata(instance, "drift_report", key) or {}
+        report = _latest_metadata(instance, EVALUATION_REPORT, key) or {}
+        registered = _latest_metadata(instance, REGISTERED_MODEL_VERSION, key)
+        drift = _latest_metadata(instance, DRIFT_REPORT, key) or {}
         run = _latest_run(instance, key)
         metrics = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith("metric/")}
         blocked = [f"{c['asset']}:{name}" for name, c in checks.items() if c["blocking"] and not c["passed"]]
@@ -141,7 +151,7 @@ def render_status(status: dict) -> str:
         extra = f"model v{v['model_version']}" if v["model_version"] else ""
         if v["blocked_by"]:
             extra = "blocked by " + ", ".join(v["blocked_by"])
-        elif v["checks"].get("data_changes", {}).get("passed") is False:
+        elif v["checks"].get(DATA_CHANGES.name, {}).get("passed") is False:
             # a warning, not a block: the version went on; its changes are in the check
             extra = f"{extra}; data changes reported" if extra else "data changes reported"
         lines.append(f"  {v['data_version']:<40} {v['status']:<10} {metric}  {extra}".rstrip())

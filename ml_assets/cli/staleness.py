@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ml_assets.selections import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS, asset_key
 
 
 @dataclass
@@ -22,10 +22,12 @@ class StaleAsset:
 
 
 def _resolver(instance, defs: dg.Definitions):
-    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver
-    from dagster._core.definitions.temporal_context import TemporalContext
-    from dagster._time import get_current_datetime
+    from ml_assets.private_apis import (
+        AssetGraphView,
+        CachingStaleStatusResolver,
+        TemporalContext,
+        get_current_datetime,
+    )
 
     asset_graph = defs.resolve_asset_graph()
     view = AssetGraphView(
@@ -42,19 +44,19 @@ def stale_assets(instance, defs: dg.Definitions, partition: str) -> list[StaleAs
     Dagster marks the asset whose code version changed; what lies downstream of it will get a
     new input when it is rematerialised, so it is stale too (the reason says which upstream).
     """
-    from dagster._core.definitions.data_version import StaleStatus
+    from ml_assets.private_apis import StaleStatus
 
     resolver = _resolver(instance, defs)
     graph = defs.resolve_asset_graph()
     stale: list[StaleAsset] = []
-    for name in ALL_ASSETS_IN_ORDER:
-        key = dg.AssetKey(name)
+    for name in ALL_ASSETS:  # in lineage order: a stale parent is seen before its children
+        key = asset_key(name)
         if not instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records:
             continue  # missing (e.g. behind a failed gate) is not stale
         stale_parents = [
-            s.asset for s in stale if dg.AssetKey(s.asset) in graph.get(key).parent_keys
+            s.asset for s in stale if asset_key(s.asset) in graph.get(key).parent_keys
         ]
         if stale_parents:
             stale.append(StaleAsset(name, [f"upstream {p} is rematerialised" for p in stale_parents]))
@@ -70,10 +72,3 @@ def stale_assets(instance, defs: dg.Definitions, partition: str) -> list[StaleAs
                 reasons.append(f"{where}: {cause.reason}")
         stale.append(StaleAsset(name, sorted(set(reasons))))
     return stale
-
-
-ALL_ASSETS_IN_ORDER = (
-    "raw_data", "validated_data", "features", "drift_report",
-    "model", "evaluation_report", "registered_model_version",
-)
-assert set(ALL_ASSETS_IN_ORDER) == set(ALL_ASSETS)

@@ -1,0 +1,121 @@
+"""`ml-assets`: run the pipeline headless, show its status, write demo data, evolve the data
+contract. The parser and `main` are here; each command lives in a module of its own.
+
+Exit codes: 0 all passed; 1 a version was blocked (a gate failed, or its file could not be
+read as a table) or its run failed, or a command refused what it was asked (the reason named);
+2 usage or pipeline-file error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from ml_assets.cli.common import EXIT_BLOCKED, EXIT_USAGE, Refused, UsageError
+from ml_assets.cli.contract import cmd_contract_accept, cmd_contract_diff, cmd_contract_show
+from ml_assets.cli.demo import cmd_demo
+from ml_assets.cli.run import cmd_run
+from ml_assets.cli.status import cmd_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ml_assets.heap import freeze_at_exit
+
+    freeze_at_exit()  # exit without the interpreter's last collections walking the heap
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits 2 on usage errors, as the contract says
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Refused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: a message, not a traceback
+        if os.environ.get("ML_ASSETS_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"error: {type(exc).__name__}: {first} (set ML_ASSETS_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_BLOCKED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml-assets",
+        description="Automated ML training pipeline (a Dagster code location).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="register new landing files and materialise the graph for each")
+    run.add_argument("--changed", action="store_true",
+                     help="instead: rematerialise exactly the assets made stale by a change of "
+                     "code or pipeline file (e.g. model.params), for every version, and say why")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="data versions, their checks and metrics, and the champion")
+    status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    status.set_defaults(func=cmd_status)
+    demo = sub.add_parser("demo", help="write demo data versions into the landing folder")
+    demo.add_argument("--versions", type=_non_negative, default=0, metavar="N",
+                      help="write N further versions (default: only the bundled table)")
+    demo.add_argument("--drift", action="store_true", help="shift the new versions' size measurements")
+    demo.add_argument("--if-empty", action="store_true",
+                      help="write nothing if the landing folder already holds data (used by make dev)")
+    demo.set_defaults(func=cmd_demo)
+    _add_contract_parser(sub)
+    return parser
+
+
+def _add_contract_parser(sub) -> None:
+    contract = sub.add_parser(
+        "contract", help="the data contract: show it, compare revisions, widen it from a version"
+    )
+    actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser("show", help="the current contract, readable, with its history")
+    show.add_argument("--json", action="store_true", help="the contract file's JSON")
+    show.set_defaults(func=cmd_contract_show)
+    diff = actions.add_parser("diff", help="what changed between two revisions")
+    diff.add_argument("rev1", type=_revision, metavar="REV1")
+    diff.add_argument("rev2", type=_revision, metavar="REV2")
+    diff.set_defaults(func=cmd_contract_diff)
+    accept = actions.add_parser(
+        "accept", help="widen the contract from a blocked data version and run that version again"
+    )
+    accept.add_argument("version", metavar="VERSION", help="the data version (partition key)")
+    accept.add_argument("--reason", default="", metavar="TEXT",
+                        help="why the version is right (kept in the contract's history)")
+    accept.set_defaults(func=cmd_contract_accept)
+
+
+def _revision(text: str) -> int:
+    digits = text[1:] if text[:1] in ("r", "R") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"expected a revision number such as 2 (or r2), got {text!r}")
+    return int(digits)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _quiet_libraries() -> None:
+    # No telemetry, progress bars or long HTTP retries: ml_assets/library_settings.py, applied
+    # when the package was imported. Beyond those, a command-line tool's output stays short.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "great_expectations", "dagster", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)

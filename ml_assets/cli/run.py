@@ -1,0 +1,208 @@
+"""`ml-assets run`: register new landing files, resume runs an earlier `ml-assets run` left
+unfinished, run versions asked to run again, then run each new version; `--changed` is in
+changed.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ml_assets.cli.changed import run_changed
+from ml_assets.cli.common import EXIT_BLOCKED, EXIT_OK, UsageError, load_pipeline, open_instance
+from ml_assets.cli.execute import execute, report_run
+
+
+def cmd_run(args) -> int:
+    env, settings = load_pipeline()
+    from filelock import Timeout
+
+    from ml_assets import heap
+    from ml_assets.storage import StoreError, VersionedStore
+
+    store = VersionedStore(env.store_root, settings.name)
+    with heap.importing():  # scikit-learn
+        _check_model_settings(env, settings, store)
+    print(f"pipeline {settings.name!r} ({env.config_path}); landing folder {env.landing_dir}")
+    lock = store.run_lock()
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print("  waiting for another `ml-assets run` on this store to finish")
+        lock.acquire()
+    try:
+        if not args.changed and _nothing_to_do(env, settings, store):
+            return EXIT_OK
+        with heap.importing():  # Dagster and its storage
+            instance = open_instance()
+        if args.changed:
+            return run_changed(env, settings, instance, store)
+        in_progress = store.base / ".cli_run_in_progress"
+        in_progress.touch()
+        code = _run_locked(env, settings, instance, store)
+        # Kept when killed or on an error: the next run then looks for runs to resume.
+        in_progress.unlink(missing_ok=True)
+        return code
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BLOCKED
+    finally:
+        lock.release()
+
+
+def _check_model_settings(env, settings, store) -> None:
+    """model.params are checked against the estimator, which needs scikit-learn (1-2 s to
+    import); settings already found good are remembered in the store, so a no-op run stays fast."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(
+        json.dumps([settings.task, settings.model.model_dump(mode="json")], sort_keys=True).encode()
+    ).hexdigest()
+    stamp = store.base / ".model_settings_ok"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return
+    from ml_assets.core.modeling import ModelSettingsError, make_estimator
+
+    try:
+        make_estimator(settings.model.estimator, settings.task, settings.model.params, settings.seed)
+    except ModelSettingsError as exc:
+        raise UsageError(f"{env.config_path}: {exc}") from None
+    try:
+        store.base.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n")
+    except OSError:
+        pass  # only a cache
+
+
+def _nothing_to_do(env, settings, store) -> bool:
+    """The no-op answer without loading Dagster (about a second): nothing new landed, every
+    version was handed to Dagster, and no earlier run was interrupted."""
+    if (store.base / ".cli_run_in_progress").exists():
+        return False
+    scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+    for skipped in scan.duplicates:
+        print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
+    if scan.new or scan.unsettled or store.unclaimed() or store.pending_run_requests():
+        return False
+    for skipped in scan.refused:
+        print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
+    print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
+    return True
+
+
+def _scan_until_settled(env, settings, store, rounds: int = 30):
+    """Scan the landing folder, waiting for files that are still being written."""
+    import time
+
+    scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+    duplicates, refused = list(scan.duplicates), list(scan.refused)
+    for _ in range(rounds):
+        if not scan.unsettled:
+            break
+        for waiting in scan.unsettled:
+            print(f"  waiting for {Path(waiting.path).name}: {waiting.reason}")
+        time.sleep(max(env.settle_seconds, 0.5))
+        scan = store.scan_landing(env.landing_dir, settings.landing_glob, env.settle_seconds)
+        duplicates += scan.duplicates
+        refused += scan.refused
+    for waiting in scan.unsettled:
+        print(f"  left for later {Path(waiting.path).name}: {waiting.reason}")
+    return duplicates, refused
+
+
+def _run_locked(env, settings, instance, store) -> int:
+    """Under the run lock: register what landed, resume orphans, then run reruns and new
+    versions, one line per step each; the worst exit code of them all."""
+    from ml_assets.ingestion.sensors import unrequested_versions
+    from ml_assets.partitions import DATA_VERSION
+
+    # A StoreError (unreadable landing folder, full disk, ...) goes up to cmd_run's handler.
+    duplicates, refused = _scan_until_settled(env, settings, store)
+    for skipped in duplicates:
+        print(f"  skipped {Path(skipped.path).name}: {skipped.reason}")
+    for skipped in refused:
+        print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
+
+    exit_code = _resume_interrupted(env, settings, instance, store)
+    partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
+    store.mark_claimed([key for key in store.unclaimed() if key in partitions])
+    keys = unrequested_versions(store, partitions)
+    # A version asked to run again whose first run is about to start needs no second one.
+    reruns = [r for r in store.take_run_requests("ml-assets run")
+              if r.get("data_version") not in keys and store.version(r.get("data_version", ""))]
+    if not keys and not reruns and exit_code is None:
+        print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
+        return EXIT_OK
+    if keys:
+        instance.add_dynamic_partitions(DATA_VERSION, keys)
+    store.mark_claimed(keys)
+
+    from ml_assets.monitoring.notifications import Notifier
+
+    # Runs started here are not watched by the daemon's failure sensor: notify from here.
+    notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
+    exit_code = exit_code or EXIT_OK
+    for request in reruns:  # older versions than the new ones: first
+        exit_code = max(exit_code, _rerun(instance, store, request, settings, notifier))
+    for key in keys:
+        record = store.version(key)
+        print(f"\n{key}  ({record.source_name})")
+        result = execute(instance, key, "cli")
+        exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))
+    return exit_code
+
+
+def _rerun(instance, store, request, settings, notifier) -> int:
+    """Run a version again as `ml-assets contract accept` asked, reported like a new one.
+
+    Tagged trigger "cli" like every run started here, so that an interrupted one is resumed
+    by the next `ml-assets run`; the request and the contract revision are tags of their own.
+    """
+    from ml_assets.partitions import DATA_VERSION
+
+    key = request["data_version"]
+    if not instance.has_dynamic_partition(DATA_VERSION, key):
+        instance.add_dynamic_partitions(DATA_VERSION, [key])
+    record = store.version(key)
+    revision = request.get("contract_revision")
+    print(f"\n{key}  ({record.source_name}): run again: data contract revision {revision} "
+          f"accepted it ({request['run_key']})")
+    tags = {"ml_assets/request": request["run_key"]}
+    if revision is not None:
+        tags["ml_assets/contract_revision"] = str(revision)
+    result = execute(instance, key, "cli", tags=tags)
+    return report_run(instance, result, key, record, settings, notifier)
+
+
+def _resume_interrupted(env, settings, instance, store) -> int | None:
+    """Re-execute, from where they stopped, runs of this pipeline that an earlier `ml-assets
+    run` left unfinished (the process was killed). Holding the run lock proves that no other
+    `ml-assets run` is alive, so a run still marked as started here is an orphan."""
+    import dagster as dg
+
+    from ml_assets.definitions import TRAIN_JOB
+    from ml_assets.monitoring.notifications import Notifier
+
+    orphans = instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=TRAIN_JOB,
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name},
+        )
+    )
+    if not orphans:
+        return None
+    notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
+    exit_code = EXIT_OK
+    for run in orphans:
+        key = run.tags.get("dagster/partition")
+        record = store.version(key)
+        instance.report_run_failed(run, "the `ml-assets run` process running it stopped")
+        print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} "
+              "from where it stopped")
+        result = execute(
+            instance, key, "cli", tags={"ml_assets/resumed_from": run.run_id},
+            reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
+        )
+        exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))
+    return exit_code

@@ -1,0 +1,80 @@
+"""The asset graph's names in one place: the assets, their lineage order, the selections runs
+ask for, the checks with the asset each belongs to and whether it blocks, and the Dagster keys.
+
+No Dagster import at module level: the CLI reads these names before it decides to load Dagster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+RAW_DATA = "raw_data"
+VALIDATED_DATA = "validated_data"
+FEATURES = "features"
+DRIFT_REPORT = "drift_report"
+MODEL = "model"
+EVALUATION_REPORT = "evaluation_report"
+REGISTERED_MODEL_VERSION = "registered_model_version"
+
+# What every new version gets: ingested, validated, its features built, checked for drift.
+INGEST_ASSETS = (RAW_DATA, VALIDATED_DATA, FEATURES, DRIFT_REPORT)
+# What a retraining (drift_sensor, weekly_retrain, retrain.policy every_version) adds.
+TRAIN_ASSETS = (MODEL, EVALUATION_REPORT, REGISTERED_MODEL_VERSION)
+# Every asset, in lineage order (each after the assets it reads): the order of `ml-assets run`'s
+# step lines, of `ml-assets run --changed`'s walk, and the selection of a whole run.
+ALL_ASSETS = INGEST_ASSETS + TRAIN_ASSETS
+
+
+@dataclass(frozen=True)
+class Check:
+    """An asset check: the asset it belongs to, its name, and whether a failure stops the run
+    (a check that does not block reports a failure with severity WARN)."""
+
+    asset: str
+    name: str
+    blocking: bool
+
+    @property
+    def label(self) -> str:
+        """How a user reads it: "validated_data:data_contract"."""
+        return f"{self.asset}:{self.name}"
+
+
+READABLE_TABLE = Check(RAW_DATA, "readable_table", blocking=True)
+DATA_CONTRACT = Check(VALIDATED_DATA, "data_contract", blocking=True)
+DATA_CHANGES = Check(VALIDATED_DATA, "data_changes", blocking=False)
+QUALITY_GATE = Check(EVALUATION_REPORT, "quality_gate", blocking=True)
+CHAMPION_COMPARISON = Check(EVALUATION_REPORT, "champion_comparison", blocking=False)
+CHECKS = (READABLE_TABLE, DATA_CONTRACT, DATA_CHANGES, QUALITY_GATE, CHAMPION_COMPARISON)
+
+
+def asset_key(name: str, prefix: str | None = None) -> dg.AssetKey:
+    """The Dagster key of an asset of the graph; under `prefix` when one is given (none today)."""
+    import dagster as dg
+
+    return dg.AssetKey([prefix, name] if prefix else [name])
+
+
+def asset_keys(names: Iterable[str], prefix: str | None = None) -> list[dg.AssetKey]:
+    return [asset_key(name, prefix) for name in names]
+
+
+def check_key(check: Check, prefix: str | None = None) -> dg.AssetCheckKey:
+    import dagster as dg
+
+    return dg.AssetCheckKey(asset_key(check.asset, prefix), check.name)
+
+
+def check_spec(check: Check, description: str, prefix: str | None = None, **spec) -> dg.AssetCheckSpec:
+    """The spec of a check as its asset declares it: name, asset and blocking from here."""
+    import dagster as dg
+
+    return dg.AssetCheckSpec(
+        check.name, asset=asset_key(check.asset, prefix), blocking=check.blocking,
+        description=description, **spec,
+    )
