@@ -236,5 +236,5 @@ def load_settings(path: Path | str) -> PipelineSettings:
 
 
 def slug(text: str) -> str:
-    """Lower-case, every character outside [a-z0-9_-] replaced by '_' (CONTRACT.md)."""
+    """Lower-case, every character outside [a-z0-9_-] replaced by '_' (the data-version key rule)."""
     return re.sub(r"[^a-z0-9_-]", "_", text.lower())

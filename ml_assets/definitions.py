@@ -33,8 +33,8 @@ TRAIN_JOB = "train_version"
 def _in_process_by_default() -> dg.ExecutorDefinition:
     """Dagster's multi_or_in_process_executor with in-process as the default instead of
     multiprocess. One process for the whole run: for a graph of seven steps, step
-    subprocesses cost more than they save (DESIGN.md measured 21 s multiprocess, 7.6 s with
-    forkserver and preloaded modules, 3.2 s in-process; `make bench` measures it again). A run
+    subprocesses cost more than they save: each one imports the code location and its
+    libraries again (`make bench` measures it side by side). A run
     can still choose multiprocess in its run config:
 
         execution:

@@ -1,4 +1,4 @@
-"""Where ml_assets keeps its state, resolved once from the environment (see CONTRACT.md).
+"""Where ml_assets keeps its state, resolved once from the environment (README: Environment).
 
 Every path is absolute so that step subprocesses, the daemon and the CLI agree no matter
 which directory they were started from.

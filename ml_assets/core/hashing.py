@@ -1,4 +1,4 @@
-"""Content hashing and data-version keys (CONTRACT.md, "Data versions")."""
+"""Content hashing and data-version keys (README: "Data versions and the versioned store")."""
 
 from __future__ import annotations
 
@@ -36,5 +36,5 @@ def copy_and_hash(source: Path, destination: Path) -> str:
 
 
 def version_key(file_name: str, sha256: str) -> str:
-    """`<stem>-<first 12 hex digits of sha256>`, the stem slugged as CONTRACT.md says."""
+    """`<stem>-<first 12 hex digits of sha256>`, the stem lower-cased and slugged."""
     return f"{slug(Path(file_name).stem)}-{sha256[:12]}"
