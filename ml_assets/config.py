@@ -112,6 +112,8 @@ class PipelineSettings(_Strict):
     target: str = Field(min_length=1)
     task: Task
     landing_glob: str = "*.csv"
+    # This pipeline's landing folder, relative to its file; unset: see ml_assets.pipelines.
+    landing_dir: str | None = Field(None, min_length=1)
     id_columns: list[str] = Field(default_factory=list)
     positive_label: str | int | float | bool | None = None
     seed: int = 42

@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-BUNDLED_PIPELINE = Path(__file__).parent / "demo" / "pipeline.yaml"
+# Loaded when no pipeline is given: a folder of pipelines (a classifier and a regressor).
+BUNDLED_PIPELINES = Path(__file__).parent / "demo" / "pipelines"
 DEFAULT_SENSOR_INTERVAL = 30
 
 
@@ -22,11 +23,15 @@ class EnvironmentError_(ValueError):
 class Environment:
     home: Path
     landing_dir: Path
-    config_path: Path
+    # Where the pipelines come from: one file (ML_ASSETS_CONFIG, ./ml_assets.yaml) or a folder
+    # (ML_ASSETS_PIPELINES, ./pipelines/, the bundled demo). A pipeline's own environment
+    # (ml_assets.pipelines) has its file here and its landing folder above.
+    config_path: Path | None
     tracking_uri: str
     sensor_interval: int
     webhook_url: str | None
     settle_seconds: float = 2.0
+    pipelines_dir: Path | None = None
 
     @property
     def store_root(self) -> Path:
@@ -41,8 +46,10 @@ class Environment:
         return self.home / "mlartifacts"
 
     @property
-    def uses_bundled_pipeline(self) -> bool:
-        return self.config_path == BUNDLED_PIPELINE
+    def uses_bundled_pipelines(self) -> bool:
+        return self.pipelines_dir == BUNDLED_PIPELINES or (
+            self.config_path is not None and self.config_path.parent == BUNDLED_PIPELINES
+        )
 
 
 def load_environment(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Environment:
@@ -54,13 +61,7 @@ def load_environment(environ: dict[str, str] | None = None, cwd: Path | None = N
     landing = Path(env.get("ML_ASSETS_LANDING_DIR") or home / "landing").expanduser()
     landing = (cwd / landing).resolve() if not landing.is_absolute() else landing
 
-    if env.get("ML_ASSETS_CONFIG"):
-        config = Path(env["ML_ASSETS_CONFIG"]).expanduser()
-        config = (cwd / config).resolve() if not config.is_absolute() else config
-    elif (cwd / "ml_assets.yaml").is_file():
-        config = cwd / "ml_assets.yaml"
-    else:
-        config = BUNDLED_PIPELINE
+    config, folder = _pipelines_source(env, cwd)
 
     tracking_uri = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
 
@@ -90,7 +91,33 @@ def load_environment(environ: dict[str, str] | None = None, cwd: Path | None = N
         home=home,
         landing_dir=landing,
         config_path=config,
+        pipelines_dir=folder,
         tracking_uri=tracking_uri,
         sensor_interval=interval,
         webhook_url=env.get("ML_ASSETS_WEBHOOK_URL") or None,
     )
+
+
+def _pipelines_source(env, cwd: Path) -> tuple[Path | None, Path | None]:
+    """(one pipeline file, or a folder of them), in this order: ML_ASSETS_CONFIG, the folder
+    ML_ASSETS_PIPELINES (or ./pipelines/ when it exists), ./ml_assets.yaml, the bundled demo."""
+    if env.get("ML_ASSETS_CONFIG"):
+        return _absolute(env["ML_ASSETS_CONFIG"], cwd), None
+    if env.get("ML_ASSETS_PIPELINES"):
+        folder = _absolute(env["ML_ASSETS_PIPELINES"], cwd)
+        if not folder.is_dir():
+            raise EnvironmentError_(
+                f"ML_ASSETS_PIPELINES: {folder} is not a folder (expected a folder of pipeline "
+                f"files, one pipeline per *.yaml)"
+            )
+        return None, folder
+    if (cwd / "pipelines").is_dir():
+        return None, cwd / "pipelines"
+    if (cwd / "ml_assets.yaml").is_file():
+        return cwd / "ml_assets.yaml", None
+    return None, BUNDLED_PIPELINES
+
+
+def _absolute(value: str, cwd: Path) -> Path:
+    path = Path(value).expanduser()
+    return (cwd / path).resolve() if not path.is_absolute() else path

@@ -6,6 +6,7 @@ No Dagster import at module level: the CLI reads these names before it decides t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,8 +54,64 @@ CHAMPION_COMPARISON = Check(EVALUATION_REPORT, "champion_comparison", blocking=F
 CHECKS = (READABLE_TABLE, DATA_CONTRACT, DATA_CHANGES, QUALITY_GATE, CHAMPION_COMPARISON)
 
 
+def slug_of(name: str) -> str:
+    """A pipeline's Dagster name: its `name` with every character outside [A-Za-z0-9_] as `_`
+    (Dagster's job and sensor names allow no other; asset key parts are safest in the same)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+@dataclass(frozen=True)
+class DagsterNames:
+    """Everything one pipeline makes in Dagster is named after its slug, so that no two
+    pipelines of one code location collide: keys `<slug>/raw_data`, group `<slug>`,
+    partitions `<slug>__data_version`, job, sensors and schedule `<slug>__...`."""
+
+    slug: str
+
+    @classmethod
+    def of(cls, pipeline_name: str) -> DagsterNames:
+        return cls(slug_of(pipeline_name))
+
+    @property
+    def group(self) -> str:
+        return self.slug
+
+    @property
+    def partitions(self) -> str:
+        return f"{self.slug}__data_version"
+
+    @property
+    def job(self) -> str:
+        return f"{self.slug}__train_version"
+
+    @property
+    def new_data_sensor(self) -> str:
+        return f"{self.slug}__new_data_sensor"
+
+    @property
+    def drift_sensor(self) -> str:
+        return f"{self.slug}__drift_sensor"
+
+    @property
+    def run_failure_notifier(self) -> str:
+        return f"{self.slug}__run_failure_notifier"
+
+    @property
+    def weekly_retrain(self) -> str:
+        return f"{self.slug}__weekly_retrain"
+
+    def key(self, asset: str) -> dg.AssetKey:
+        return asset_key(asset, self.slug)
+
+    def keys(self, assets: Iterable[str]) -> list[dg.AssetKey]:
+        return asset_keys(assets, self.slug)
+
+    def check_key(self, check: Check) -> dg.AssetCheckKey:
+        return check_key(check, self.slug)
+
+
 def asset_key(name: str, prefix: str | None = None) -> dg.AssetKey:
-    """The Dagster key of an asset of the graph; under `prefix` when one is given (none today)."""
+    """The Dagster key of an asset of the graph; under a pipeline's slug as `prefix`."""
     import dagster as dg
 
     return dg.AssetKey([prefix, name] if prefix else [name])

@@ -23,14 +23,24 @@ from ml_assets.storage import (
 
 
 class StoreResource(dg.ConfigurableResource):
-    """The versioned store of one pipeline (see ml_assets/storage.py)."""
+    """The versioned store (see ml_assets/storage.py): a folder per pipeline under `root`."""
 
     root: str
-    pipeline: str
 
-    @property
-    def store(self) -> VersionedStore:
-        return VersionedStore(Path(self.root), self.pipeline)
+    def of(self, pipeline: str) -> VersionedStore:
+        return VersionedStore(Path(self.root), pipeline)
+
+
+def _pipeline_of(context: dg.OutputContext) -> str:
+    """The pipeline an asset belongs to, from its definition metadata (one IO manager serves
+    every pipeline of the code location)."""
+    from ml_assets.pipelines import PIPELINE_METADATA
+
+    name = (context.definition_metadata or {}).get(PIPELINE_METADATA)
+    if name is None:
+        raise StoreError(f"{context.asset_key.to_user_string()} has no {PIPELINE_METADATA!r} "
+                         "metadata: it is not an asset of an ml_assets pipeline")
+    return getattr(name, "value", name)
 
 
 class VersionedStoreIOManager(dg.ConfigurableIOManager):
@@ -42,10 +52,9 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
     """
 
     root: str
-    pipeline: str
 
-    def _store(self) -> VersionedStore:
-        return VersionedStore(Path(self.root), self.pipeline)
+    def _store(self, context: dg.OutputContext) -> VersionedStore:
+        return VersionedStore(Path(self.root), _pipeline_of(context))
 
     def setup_for_execution(self, context) -> None:
         heap.run_starts()  # cheap garbage collections during the run (see ml_assets/heap.py)
@@ -60,7 +69,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
             return
         key = context.partition_key
         name = context.asset_key.path[-1]
-        store = self._store()
+        store = self._store(context)
         try:
             import pandas as pd
 
@@ -85,7 +94,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
         heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
         name = context.upstream_output.asset_key.path[-1]
-        store = self._store()
+        store = self._store(context.upstream_output)
         path = store.find_artifact(key, name)
         if path is None:
             raise StoreError(
@@ -110,23 +119,22 @@ class SnapshotIOManager(dg.ConfigurableIOManager):
     """
 
     root: str
-    pipeline: str
 
-    def _store(self) -> VersionedStore:
-        return VersionedStore(Path(self.root), self.pipeline)
+    def _store(self, context: dg.OutputContext) -> VersionedStore:
+        return VersionedStore(Path(self.root), _pipeline_of(context))
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
         recent_frame.clear()
-        recent_frame.put(self._store().snapshot_path(context.partition_key), obj)
+        recent_frame.put(self._store(context).snapshot_path(context.partition_key), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
         from ml_assets.core.tables import TableReadError, read_table
 
         heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
-        store = self._store()
+        store = self._store(context.upstream_output)
         frame = recent_frame.get(store.snapshot_path(key))
         if frame is not None:
             return frame

@@ -1,18 +1,18 @@
-"""The latest verdicts of the graph's checks on one data version, read from the instance
-(the run selections themselves are in ml_assets.graph)."""
+"""The latest verdicts of a pipeline's checks on one data version, read from the instance
+(the run selections themselves are in ml_assets.graph). `slug` names the pipeline's keys."""
 
 import dagster as dg
 
 from ml_assets.graph import Check, check_key
 
 
-def latest_check_executions(instance, checks, partition: str) -> dict:
+def latest_check_executions(instance, checks, partition: str, slug: str) -> dict:
     """The record of the latest execution of each check on one data version, by check key;
     a check never run there is absent."""
     from ml_assets.private_apis import PartitionKeyFilter
 
     return instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [check_key(check) for check in checks], partition_filter=PartitionKeyFilter(key=partition)
+        [check_key(check, slug) for check in checks], partition_filter=PartitionKeyFilter(key=partition)
     )
 
 
@@ -23,22 +23,22 @@ def execution_data(record):
     return record.event.dagster_event.event_specific_data
 
 
-def _latest_check_data(instance, check: Check, partition: str):
+def _latest_check_data(instance, check: Check, partition: str, slug: str):
     """The event data of the latest execution of a check on one data version, or None."""
-    records = latest_check_executions(instance, [check], partition)
-    return execution_data(records.get(check_key(check)))
+    records = latest_check_executions(instance, [check], partition, slug)
+    return execution_data(records.get(check_key(check, slug)))
 
 
-def latest_check_passed(instance, check: Check, partition: str) -> bool | None:
+def latest_check_passed(instance, check: Check, partition: str, slug: str) -> bool | None:
     """The verdict of the latest evaluation of a check on one data version (None: never run)."""
-    data = _latest_check_data(instance, check, partition)
+    data = _latest_check_data(instance, check, partition, slug)
     return getattr(data, "passed", None) if data is not None else None
 
 
-def latest_check_metadata(instance, check: Check, partition: str) -> dict | None:
+def latest_check_metadata(instance, check: Check, partition: str, slug: str) -> dict | None:
     """The metadata of the latest evaluation of a check on one data version, as plain values
     (a JSON entry as its list or dict); None when the check was never evaluated there."""
-    data = _latest_check_data(instance, check, partition)
+    data = _latest_check_data(instance, check, partition, slug)
     if not isinstance(data, dg.AssetCheckEvaluation):
         return None  # never run, or planned and not evaluated (its step failed first)
     return {key: getattr(value, "value", value) for key, value in data.metadata.items()}

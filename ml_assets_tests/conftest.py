@@ -66,6 +66,17 @@ class Project:
     settings: object
 
     @property
+    def pipeline(self):
+        from ml_assets.pipelines import Pipeline
+
+        return Pipeline(self.settings, self.env)
+
+    @property
+    def names(self):
+        """The pipeline's Dagster names: `names.key("raw_data")`, `names.partitions`, ..."""
+        return self.pipeline.names
+
+    @property
     def landing(self) -> Path:
         return self.env.landing_dir
 
@@ -88,26 +99,25 @@ class Project:
 
     def defs(self):
         from ml_assets.definitions import build_definitions
+        from ml_assets.pipelines import Catalog
 
-        return build_definitions(self.settings, self.env)
+        return build_definitions(self.env, Catalog(str(self.env.config_path), (self.pipeline,), ()))
 
     def registry(self):
-        from ml_assets.registry.mlflow_wiring import ModelRegistry
+        from ml_assets.registry.mlflow_wiring import RegisteredModel
 
-        return ModelRegistry(tracking_uri=self.env.tracking_uri, model_name=self.settings.name)
+        return RegisteredModel(self.env.tracking_uri, self.settings.name)
 
     def register_new(self, instance) -> list[str]:
         """What the sensor and the CLI do: register landing files, add their partitions."""
         scan = self.store.scan_landing(self.landing, self.settings.landing_glob)
         keys = [r.key for r in scan.new]
         if keys:
-            instance.add_dynamic_partitions("data_version", keys)
+            instance.add_dynamic_partitions(self.names.partitions, keys)
         return keys
 
     def run_version(self, instance, key: str):
-        from ml_assets.definitions import TRAIN_JOB
-
-        job = self.defs().resolve_job_def(TRAIN_JOB)
+        job = self.defs().resolve_job_def(self.names.job)
         return job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
 
 
@@ -178,11 +188,8 @@ def webhook():
 
 def run_selection(project, instance, key, names):
     """Run part of the graph for one version, as a sensor's RunRequest would."""
-    from ml_assets.definitions import TRAIN_JOB
-    from ml_assets.graph import asset_keys
-
-    job = project.defs().resolve_job_def(TRAIN_JOB)
+    job = project.defs().resolve_job_def(project.names.job)
     return job.execute_in_process(
         partition_key=key, instance=instance, raise_on_error=False,
-        asset_selection=asset_keys(names),
+        asset_selection=project.names.keys(names),
     )

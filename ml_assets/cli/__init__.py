@@ -1,5 +1,6 @@
-"""`ml-assets`: run the pipeline headless, show its status, write demo data, evolve the data
-contract. The parser and `main` are here; each command lives in a module of its own.
+"""`ml-assets`: run the pipelines headless, show their status, list the pipeline files, write
+demo data, evolve a data contract, migrate an older home. The parser and `main` are here; each
+command lives in a module of its own.
 
 Exit codes: 0 all passed; 1 a version was blocked (a gate failed, or its file could not be
 read as a table) or its run failed, or a command refused what it was asked (the reason named);
@@ -17,6 +18,8 @@ import warnings
 from ml_assets.cli.common import EXIT_BLOCKED, EXIT_USAGE, Refused, UsageError
 from ml_assets.cli.contract import cmd_contract_accept, cmd_contract_diff, cmd_contract_show
 from ml_assets.cli.demo import cmd_demo
+from ml_assets.cli.migrate import cmd_migrate
+from ml_assets.cli.pipelines import cmd_pipelines
 from ml_assets.cli.run import cmd_run
 from ml_assets.cli.status import cmd_status
 
@@ -58,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--changed", action="store_true",
                      help="instead: rematerialise exactly the assets made stale by a change of "
                      "code or pipeline file (e.g. model.params), for every version, and say why")
+    _add_pipeline_option(run, many=True)
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="data versions, their checks and metrics, and the champion")
     status.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_pipeline_option(status, many=True)
     status.set_defaults(func=cmd_status)
+    pipelines = sub.add_parser("pipelines", help="every pipeline file: name, landing folder, valid or why not")
+    pipelines.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    pipelines.set_defaults(func=cmd_pipelines)
     demo = sub.add_parser("demo", help="write demo data versions into the landing folder")
     demo.add_argument("--versions", type=_non_negative, default=0, metavar="N",
                       help="write N further versions (default: only the bundled table)")
@@ -70,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write nothing if the landing folder already holds data (used by make dev)")
     demo.set_defaults(func=cmd_demo)
     _add_contract_parser(sub)
+    migrate = sub.add_parser(
+        "migrate", help="move a home written by a single-pipeline version onto the pipelines' names"
+    )
+    _add_pipeline_option(migrate, many=True)
+    migrate.set_defaults(func=cmd_migrate)
     return parser
 
 
@@ -80,10 +93,12 @@ def _add_contract_parser(sub) -> None:
     actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = actions.add_parser("show", help="the current contract, readable, with its history")
     show.add_argument("--json", action="store_true", help="the contract file's JSON")
+    _add_pipeline_option(show)
     show.set_defaults(func=cmd_contract_show)
     diff = actions.add_parser("diff", help="what changed between two revisions")
     diff.add_argument("rev1", type=_revision, metavar="REV1")
     diff.add_argument("rev2", type=_revision, metavar="REV2")
+    _add_pipeline_option(diff)
     diff.set_defaults(func=cmd_contract_diff)
     accept = actions.add_parser(
         "accept", help="widen the contract from a blocked data version and run that version again"
@@ -91,7 +106,17 @@ def _add_contract_parser(sub) -> None:
     accept.add_argument("version", metavar="VERSION", help="the data version (partition key)")
     accept.add_argument("--reason", default="", metavar="TEXT",
                         help="why the version is right (kept in the contract's history)")
+    _add_pipeline_option(accept)
     accept.set_defaults(func=cmd_contract_accept)
+
+
+def _add_pipeline_option(parser, many: bool = False) -> None:
+    if many:
+        parser.add_argument("--pipeline", action="append", metavar="NAME",
+                            help="only this pipeline (repeat for several; default: every pipeline)")
+    else:
+        parser.add_argument("--pipeline", action="append", metavar="NAME",
+                            help="the pipeline (needed when there are several)")
 
 
 def _revision(text: str) -> int:

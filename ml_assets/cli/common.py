@@ -1,5 +1,5 @@
 """What every `ml-assets` command shares: the exit codes, the errors `main` turns into them,
-loading the pipeline file and opening the Dagster instance."""
+finding the pipelines (`--pipeline NAME` picks among several) and opening the Dagster instance."""
 
 from __future__ import annotations
 
@@ -17,17 +17,58 @@ class Refused(Exception):
     """A command that refuses what it was asked (exit 1); str() names what and why."""
 
 
-def load_pipeline():
-    """The environment and the pipeline file's settings; an error in either is a UsageError."""
-    from ml_assets.config import PipelineFileError, load_settings
+def load_catalog():
+    """The environment and every pipeline file of it (ml_assets.pipelines.Catalog)."""
     from ml_assets.environment import EnvironmentError_, load_environment
+    from ml_assets.pipelines import load_catalog as find_pipelines
 
     try:
         env = load_environment()
-        settings = load_settings(env.config_path)
-    except (PipelineFileError, EnvironmentError_) as exc:
+    except EnvironmentError_ as exc:
         raise UsageError(str(exc)) from None
-    return env, settings
+    return env, find_pipelines(env)
+
+
+def load_pipelines(names: list[str] | None):
+    """(catalog, the pipelines named, or all valid ones when none are). A name that is not a
+    valid pipeline is a UsageError; with no name and no valid pipeline at all, too."""
+    from ml_assets.config import PipelineFileError
+
+    _, catalog = load_catalog()
+    try:
+        selected = catalog.select(names)
+    except PipelineFileError as exc:
+        raise UsageError(str(exc)) from None
+    if not selected:
+        raise UsageError("\n".join(problem.error for problem in catalog.invalid)
+                         or f"no pipeline in {catalog.source}")
+    return catalog, selected
+
+
+def load_pipeline(names: list[str] | None = None):
+    """(environment, settings) of the one pipeline a command works on: the one named with
+    `--pipeline`, or the only one there is."""
+    catalog, selected = load_pipelines(names)
+    if len(selected) > 1:
+        raise UsageError(
+            f"{len(selected)} pipelines in {catalog.source} ({', '.join(catalog.names)}): "
+            "name one with --pipeline NAME"
+        )
+    if not names and catalog.invalid:
+        # The one valid pipeline is not "the only one" when a file beside it is broken: the
+        # user may have meant that one.
+        broken = ", ".join(str(problem.path) for problem in catalog.invalid)
+        raise UsageError(f"{broken} could not be loaded (see `ml-assets pipelines`); name "
+                         f"the pipeline with --pipeline {selected[0].name}")
+    return selected[0].env, selected[0].settings
+
+
+def report_invalid(catalog) -> None:
+    """Every pipeline file that could not be loaded, on stderr (file, key, reason)."""
+    import sys
+
+    for problem in catalog.invalid:
+        print(f"error: pipeline file not loaded: {problem.error}", file=sys.stderr)
 
 
 def open_instance():

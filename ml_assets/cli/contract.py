@@ -22,7 +22,7 @@ def _contract_file(env, settings) -> Path:
 
 
 def cmd_contract_show(args) -> int:
-    env, settings = load_pipeline()
+    env, settings = load_pipeline(args.pipeline)
     from ml_assets.core.contract import ContractFileError
     from ml_assets.core.contract.evolve import describe_contract
     from ml_assets.ingestion.contract_file import read_contract_json
@@ -40,7 +40,7 @@ def cmd_contract_show(args) -> int:
 
 
 def cmd_contract_diff(args) -> int:
-    env, settings = load_pipeline()
+    env, settings = load_pipeline(args.pipeline)
     from ml_assets.core.contract import ContractFileError
     from ml_assets.core.contract.evolve import diff_contracts, history_of
     from ml_assets.ingestion.contract_file import UnknownRevision, load_revision
@@ -66,7 +66,7 @@ def cmd_contract_diff(args) -> int:
 
 
 def cmd_contract_accept(args) -> int:
-    env, settings = load_pipeline()
+    env, settings = load_pipeline(args.pipeline)
     from filelock import Timeout
 
     from ml_assets.core.contract import ContractFileError

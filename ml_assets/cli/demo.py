@@ -1,26 +1,35 @@
-"""`ml-assets demo`: write the bundled table, and further plausible or drifted versions of it,
-into the landing folder."""
+"""`ml-assets demo`: write each demo pipeline's bundled table, and further plausible or drifted
+versions of it, into that pipeline's landing folder."""
 
 from __future__ import annotations
 
-from ml_assets.cli.common import EXIT_OK, load_pipeline
+from ml_assets.cli.common import EXIT_OK, load_pipelines
 
 
 def cmd_demo(args) -> int:
-    env, settings = load_pipeline()
     from ml_assets.demo import simulator
 
-    if args.if_empty and simulator.landing_has_data(env.landing_dir, settings.landing_glob):
-        print(f"nothing written: {env.landing_dir} already holds data")
-        return EXIT_OK
-    written = []
-    base = simulator.write_base(env.landing_dir)
-    if base:
-        written.append(base)
-    if args.versions:
-        written += simulator.write_versions(env.landing_dir, args.versions, args.drift)
-    for path in written:
-        print(f"wrote {path}")
-    if not written:
-        print(f"nothing written: {env.landing_dir} already holds the demo table")
+    _, pipelines = load_pipelines(None)
+    targets = [(p, simulator.DEMO_TABLES[p.name]) for p in pipelines if p.name in simulator.DEMO_TABLES]
+    if not targets and len(pipelines) == 1:
+        # One pipeline of the user's own: the breast cancer table, as a first thing to try.
+        targets = [(pipelines[0], simulator.DEMO_TABLES[simulator.DEMO_NAME])]
+    if not targets:
+        print(f"nothing written: no pipeline here is a demo pipeline "
+              f"({', '.join(simulator.DEMO_TABLES)})")
+    for pipeline, table in targets:
+        landing = pipeline.env.landing_dir
+        if args.if_empty and simulator.landing_has_data(landing, pipeline.settings.landing_glob):
+            print(f"nothing written: {landing} already holds data")
+            continue
+        written = []
+        base = simulator.write_base(landing, table=table)
+        if base:
+            written.append(base)
+        if args.versions:
+            written += simulator.write_versions(landing, args.versions, args.drift, table=table)
+        for path in written:
+            print(f"wrote {path}")
+        if not written:
+            print(f"nothing written: {landing} already holds the demo table")
     return EXIT_OK

@@ -20,9 +20,10 @@ class RunOutcome(NamedTuple):
     success: bool
 
 
-def execute(instance, key: str, trigger: str, asset_selection=None, tags=None,
+def execute(instance, job_name: str, key: str, trigger: str, asset_selection=None, tags=None,
             reexecution_options=None) -> RunOutcome:
-    """Run the train job for one data version in this process, as the code location defines it.
+    """Run a pipeline's train job for one data version in this process, as the code location
+    defines it.
 
     Through dg.execute_job on the reconstructable job rather than execute_in_process: the
     latter keeps every step's output in memory for the result object (on a million rows,
@@ -33,10 +34,9 @@ def execute(instance, key: str, trigger: str, asset_selection=None, tags=None,
     """
     import dagster as dg
 
-    from ml_assets import definitions
-
     result = dg.execute_job(
-        dg.reconstructable(definitions.train_job),
+        # ml_assets.definitions.job(job_name), rebuilt the same way by any process that needs it
+        dg.build_reconstructable_job("ml_assets.definitions", "job", reconstructable_args=(job_name,)),
         instance=instance,
         asset_selection=asset_selection,
         reexecution_options=reexecution_options,

@@ -1,6 +1,6 @@
-"""`ml-assets run`: register new landing files, resume runs an earlier `ml-assets run` left
-unfinished, run versions asked to run again, then run each new version; `--changed` is in
-changed.py."""
+"""`ml-assets run`: for every pipeline (or those named with `--pipeline`), register new landing
+files, resume runs an earlier `ml-assets run` left unfinished, run versions asked to run
+again, then run each new version; `--changed` is in changed.py."""
 
 from __future__ import annotations
 
@@ -8,12 +8,47 @@ import sys
 from pathlib import Path
 
 from ml_assets.cli.changed import run_changed
-from ml_assets.cli.common import EXIT_BLOCKED, EXIT_OK, UsageError, load_pipeline, open_instance
+from ml_assets.cli.common import (
+    EXIT_BLOCKED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    load_pipelines,
+    open_instance,
+    report_invalid,
+)
 from ml_assets.cli.execute import execute, report_run
+
+VERDICTS = {EXIT_OK: "ok", EXIT_BLOCKED: "blocked or failed (see above)", EXIT_USAGE: "not run: pipeline-file error"}
 
 
 def cmd_run(args) -> int:
-    env, settings = load_pipeline()
+    """Each pipeline in turn; one pipeline's failure never stops or hides the next one's run.
+    Exit: the worst of them, and 2 when a pipeline file could not be loaded."""
+    catalog, pipelines = load_pipelines(args.pipeline)
+    if not args.pipeline:
+        report_invalid(catalog)
+    outcomes = {}
+    for pipeline in pipelines:
+        if len(pipelines) > 1:
+            print(f"\n=== {pipeline.name} ===" if outcomes else f"=== {pipeline.name} ===")
+        try:
+            outcomes[pipeline.name] = run_pipeline(pipeline.env, pipeline.settings, args.changed)
+        except UsageError as exc:  # this pipeline's file (model.params), not the others'
+            print(f"error: {exc}", file=sys.stderr)
+            outcomes[pipeline.name] = EXIT_USAGE
+    if len(pipelines) > 1 or (catalog.invalid and not args.pipeline):
+        print("\nsummary:")
+        for name, code in outcomes.items():
+            print(f"  {name:<30} {VERDICTS[code]}")
+        if not args.pipeline:
+            for problem in catalog.invalid:
+                print(f"  {problem.path.name:<30} not loaded: invalid pipeline file")
+    worst = max(outcomes.values(), default=EXIT_OK)
+    return max(worst, EXIT_USAGE) if catalog.invalid and not args.pipeline else worst
+
+
+def run_pipeline(env, settings, changed: bool = False) -> int:
     from filelock import Timeout
 
     from ml_assets import heap
@@ -30,11 +65,11 @@ def cmd_run(args) -> int:
         print("  waiting for another `ml-assets run` on this store to finish")
         lock.acquire()
     try:
-        if not args.changed and _nothing_to_do(env, settings, store):
+        if not changed and _nothing_to_do(env, settings, store):
             return EXIT_OK
         with heap.importing():  # Dagster and its storage
             instance = open_instance()
-        if args.changed:
+        if changed:
             return run_changed(env, settings, instance, store)
         in_progress = store.base / ".cli_run_in_progress"
         in_progress.touch()
@@ -113,9 +148,15 @@ def _scan_until_settled(env, settings, store, rounds: int = 30):
 def _run_locked(env, settings, instance, store) -> int:
     """Under the run lock: register what landed, resume orphans, then run reruns and new
     versions, one line per step each; the worst exit code of them all."""
+    from ml_assets.graph import DagsterNames
     from ml_assets.ingestion.sensors import unrequested_versions
-    from ml_assets.partitions import DATA_VERSION
 
+    names = DagsterNames.of(settings.name)
+    from ml_assets.migration import legacy_versions, waiting_message
+
+    waiting = legacy_versions(instance, store, names)
+    if waiting:
+        raise UsageError(waiting_message(settings.name, len(waiting)))
     # A StoreError (unreadable landing folder, full disk, ...) goes up to cmd_run's handler.
     duplicates, refused = _scan_until_settled(env, settings, store)
     for skipped in duplicates:
@@ -124,7 +165,7 @@ def _run_locked(env, settings, instance, store) -> int:
         print(f"  refused {Path(skipped.path).name}: {skipped.reason}")
 
     exit_code = _resume_interrupted(env, settings, instance, store)
-    partitions = set(instance.get_dynamic_partitions(DATA_VERSION))
+    partitions = set(instance.get_dynamic_partitions(names.partitions))
     store.mark_claimed([key for key in store.unclaimed() if key in partitions])
     keys = unrequested_versions(store, partitions)
     # A version asked to run again whose first run is about to start needs no second one.
@@ -134,7 +175,7 @@ def _run_locked(env, settings, instance, store) -> int:
         print(f"nothing new: {len(store.versions())} data version(s) registered, all already run")
         return EXIT_OK
     if keys:
-        instance.add_dynamic_partitions(DATA_VERSION, keys)
+        instance.add_dynamic_partitions(names.partitions, keys)
     store.mark_claimed(keys)
 
     from ml_assets.monitoring.notifications import Notifier
@@ -143,26 +184,24 @@ def _run_locked(env, settings, instance, store) -> int:
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     exit_code = exit_code or EXIT_OK
     for request in reruns:  # older versions than the new ones: first
-        exit_code = max(exit_code, _rerun(instance, store, request, settings, notifier))
+        exit_code = max(exit_code, _rerun(instance, store, request, settings, notifier, names))
     for key in keys:
         record = store.version(key)
         print(f"\n{key}  ({record.source_name})")
-        result = execute(instance, key, "cli")
+        result = execute(instance, names.job, key, "cli")
         exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))
     return exit_code
 
 
-def _rerun(instance, store, request, settings, notifier) -> int:
+def _rerun(instance, store, request, settings, notifier, names) -> int:
     """Run a version again as `ml-assets contract accept` asked, reported like a new one.
 
     Tagged trigger "cli" like every run started here, so that an interrupted one is resumed
     by the next `ml-assets run`; the request and the contract revision are tags of their own.
     """
-    from ml_assets.partitions import DATA_VERSION
-
     key = request["data_version"]
-    if not instance.has_dynamic_partition(DATA_VERSION, key):
-        instance.add_dynamic_partitions(DATA_VERSION, [key])
+    if not instance.has_dynamic_partition(names.partitions, key):
+        instance.add_dynamic_partitions(names.partitions, [key])
     record = store.version(key)
     revision = request.get("contract_revision")
     print(f"\n{key}  ({record.source_name}): run again: data contract revision {revision} "
@@ -170,7 +209,7 @@ def _rerun(instance, store, request, settings, notifier) -> int:
     tags = {"ml_assets/request": request["run_key"]}
     if revision is not None:
         tags["ml_assets/contract_revision"] = str(revision)
-    result = execute(instance, key, "cli", tags=tags)
+    result = execute(instance, names.job, key, "cli", tags=tags)
     return report_run(instance, result, key, record, settings, notifier)
 
 
@@ -180,12 +219,13 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
     `ml-assets run` is alive, so a run still marked as started here is an orphan."""
     import dagster as dg
 
-    from ml_assets.definitions import TRAIN_JOB
+    from ml_assets.graph import DagsterNames
     from ml_assets.monitoring.notifications import Notifier
 
+    job_name = DagsterNames.of(settings.name).job
     orphans = instance.get_runs(
         filters=dg.RunsFilter(
-            job_name=TRAIN_JOB,
+            job_name=job_name,
             statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
             tags={"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name},
         )
@@ -201,7 +241,7 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
         print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} "
               "from where it stopped")
         result = execute(
-            instance, key, "cli", tags={"ml_assets/resumed_from": run.run_id},
+            instance, job_name, key, "cli", tags={"ml_assets/resumed_from": run.run_id},
             reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
         )
         exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))

@@ -70,17 +70,24 @@ def _plain(value) -> object:
     return inner if isinstance(inner, (str, int, float, bool, type(None))) else str(inner)
 
 
+def asset_of_step(step_key: str) -> str:
+    """The graph's asset a step materialises: step keys are `<slug>__<asset>`."""
+    return next((a for a in ALL_ASSETS if step_key == a or step_key.endswith(f"__{a}")), step_key)
+
+
 def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
+    """Steps are named by their asset (`raw_data`, ...), in lineage order."""
     steps: dict[str, StepOutcome] = {name: StepOutcome(name) for name in ALL_ASSETS}
     started: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None or event.step_key is None:
             continue
-        step = steps.setdefault(event.step_key, StepOutcome(event.step_key))
+        name = asset_of_step(event.step_key)
+        step = steps.setdefault(name, StepOutcome(name))
         kind = event.event_type
         if kind == DagsterEventType.STEP_START:
-            started[event.step_key] = entry.timestamp
+            started[name] = entry.timestamp
         elif kind == DagsterEventType.STEP_UP_FOR_RETRY:
             # After the last retry Dagster reports only "Exceeded max_retries": keep the
             # error that caused the retries, to say what actually went wrong.
@@ -89,8 +96,8 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
                 step.retry_error = _error_message(retry_error)
                 step.retries += 1
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-            if event.step_key in started:
-                step.seconds = entry.timestamp - started[event.step_key]
+            if name in started:
+                step.seconds = entry.timestamp - started[name]
             if kind == DagsterEventType.STEP_SUCCESS:
                 step.status = "ok"
             else:
@@ -103,7 +110,7 @@ def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
             data = event.asset_check_evaluation_data
             step.checks.append(
                 CheckOutcome(
-                    asset=data.asset_key.to_user_string(),
+                    asset=data.asset_key.path[-1],
                     name=data.check_name,
                     passed=data.passed,
                     blocking=bool(data.blocking),

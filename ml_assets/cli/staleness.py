@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ml_assets.graph import ALL_ASSETS, asset_key
+from ml_assets.graph import ALL_ASSETS, DagsterNames
 
 
 @dataclass
@@ -38,8 +38,8 @@ def _resolver(instance, defs: dg.Definitions):
     return CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
 
 
-def stale_assets(instance, defs: dg.Definitions, partition: str) -> list[StaleAsset]:
-    """The stale assets of one data version, in graph order, each with its reasons.
+def stale_assets(instance, defs: dg.Definitions, partition: str, names: DagsterNames) -> list[StaleAsset]:
+    """The stale assets of one data version of a pipeline, in graph order, each with its reasons.
 
     Dagster marks the asset whose code version changed; what lies downstream of it will get a
     new input when it is rematerialised, so it is stale too (the reason says which upstream).
@@ -50,13 +50,13 @@ def stale_assets(instance, defs: dg.Definitions, partition: str) -> list[StaleAs
     graph = defs.resolve_asset_graph()
     stale: list[StaleAsset] = []
     for name in ALL_ASSETS:  # in lineage order: a stale parent is seen before its children
-        key = asset_key(name)
+        key = names.key(name)
         if not instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
         ).records:
             continue  # missing (e.g. behind a failed gate) is not stale
         stale_parents = [
-            s.asset for s in stale if asset_key(s.asset) in graph.get(key).parent_keys
+            s.asset for s in stale if names.key(s.asset) in graph.get(key).parent_keys
         ]
         if stale_parents:
             stale.append(StaleAsset(name, [f"upstream {p} is rematerialised" for p in stale_parents]))

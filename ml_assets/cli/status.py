@@ -1,4 +1,6 @@
-"""`ml-assets status`: every data version with its checks, metrics and decision, and the champion.
+"""`ml-assets status`: for every pipeline (or those named with `--pipeline`), every data version
+with its checks, metrics and decision, and the champion; pipeline files that could not be
+loaded, with their error.
 
 Read from the Dagster instance (the audit trail: runs, check evaluations, materialisations) and
 from the MLflow registry (the champion alias).
@@ -9,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from ml_assets.cli.common import EXIT_OK, load_pipeline, open_instance
+from ml_assets.cli.common import EXIT_OK, load_pipelines, open_instance
 from ml_assets.graph import (
     CHECKS,
     DATA_CHANGES,
     DRIFT_REPORT,
     EVALUATION_REPORT,
     REGISTERED_MODEL_VERSION,
-    asset_key,
+    DagsterNames,
 )
 
 if TYPE_CHECKING:
@@ -25,20 +27,31 @@ if TYPE_CHECKING:
 
 
 def cmd_status(args) -> int:
-    env, settings = load_pipeline()
-    status = collect_status(env, settings, open_instance())
-    if args.json:
-        print(json.dumps(status, indent=2, default=str))
+    """One pipeline (named, or the only file there is): its status object, as before there
+    were several. Otherwise {"pipelines": [...], "invalid": [...]}."""
+    catalog, pipelines = load_pipelines(args.pipeline)
+    instance = open_instance()
+    statuses = [collect_status(p.env, p.settings, instance) for p in pipelines]
+    invalid = [] if args.pipeline else [
+        {"file": str(problem.path), "name": problem.name, "error": problem.error}
+        for problem in catalog.invalid
+    ]
+    if len(statuses) == 1 and not invalid and (args.pipeline or len(catalog.pipelines) == 1):
+        status: dict = statuses[0]
+        text = render_status(status)
     else:
-        print(render_status(status))
+        status = {"pipelines": statuses, "invalid": invalid}
+        text = "\n\n".join([render_status(s) for s in statuses]
+                           + [f"NOT LOADED {i['file']}:\n  {i['error']}" for i in invalid])
+    print(json.dumps(status, indent=2, default=str) if args.json else text)
     return EXIT_OK
 
 
-def _latest_metadata(instance, asset: str, key: str) -> dict | None:
+def _latest_metadata(instance, names: DagsterNames, asset: str, key: str) -> dict | None:
     import dagster as dg
 
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=names.key(asset), asset_partitions=[key]), limit=1
     ).records
     if not records:
         return None
@@ -52,16 +65,16 @@ def _latest_metadata(instance, asset: str, key: str) -> dict | None:
     return out
 
 
-def _checks(instance, key: str) -> dict:
+def _checks(instance, names: DagsterNames, key: str) -> dict:
     from ml_assets.selections import execution_data, latest_check_executions
 
     out = {}
-    for check_key, record in latest_check_executions(instance, CHECKS, key).items():
+    for check_key, record in latest_check_executions(instance, CHECKS, key, names.slug).items():
         data = execution_data(record)
         if data is None or not hasattr(data, "passed"):
             continue
         out[check_key.name] = {
-            "asset": check_key.asset_key.to_user_string(),
+            "asset": check_key.asset_key.path[-1],
             "passed": data.passed,
             "blocking": bool(data.blocking),
             "description": data.description or "",
@@ -70,21 +83,31 @@ def _checks(instance, key: str) -> dict:
     return out
 
 
-def _latest_run(instance, key: str):
+def _latest_run(instance, names: DagsterNames, key: str):
+    """The latest run of this pipeline on this data version. Another pipeline may have a
+    version of the same key (the same file, read by both), so runs are told apart by what
+    they materialise."""
     import dagster as dg
 
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1)
-    return runs[0] if runs else None
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=20)
+    return next((run for run in runs if _of_pipeline(run, names)), None)
+
+
+def _of_pipeline(run, names: DagsterNames) -> bool:
+    if run.job_name == names.job:
+        return True
+    return any(k.path[0] == names.slug and len(k.path) == 2 for k in run.asset_selection or ())
 
 
 def collect_status(env: Environment, settings: PipelineSettings, instance) -> dict:
-    from ml_assets.registry.mlflow_wiring import ModelRegistry
+    from ml_assets.registry.mlflow_wiring import RegisteredModel
     from ml_assets.storage import VersionedStore
 
+    names = DagsterNames.of(settings.name)
     store = VersionedStore(env.store_root, settings.name)
     champion, registry_error = None, None
     try:
-        champion = ModelRegistry(tracking_uri=env.tracking_uri, model_name=settings.name).champion()
+        champion = RegisteredModel(env.tracking_uri, settings.name).champion()
     except Exception as exc:  # the registry being down must not hide the rest of the status
         registry_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
@@ -92,11 +115,11 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
     records = sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key))
     for record in records:
         key = record.key
-        checks = _checks(instance, key)
-        report = _latest_metadata(instance, EVALUATION_REPORT, key) or {}
-        registered = _latest_metadata(instance, REGISTERED_MODEL_VERSION, key)
-        drift = _latest_metadata(instance, DRIFT_REPORT, key) or {}
-        run = _latest_run(instance, key)
+        checks = _checks(instance, names, key)
+        report = _latest_metadata(instance, names, EVALUATION_REPORT, key) or {}
+        registered = _latest_metadata(instance, names, REGISTERED_MODEL_VERSION, key)
+        drift = _latest_metadata(instance, names, DRIFT_REPORT, key) or {}
+        run = _latest_run(instance, names, key)
         metrics = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith("metric/")}
         blocked = [f"{c['asset']}:{name}" for name, c in checks.items() if c["blocking"] and not c["passed"]]
         if run is None:
@@ -135,7 +158,9 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
             }
         )
     return {
+        "name": settings.name,
         "pipeline": settings.name,
+        "file": str(env.config_path),
         "landing_dir": str(env.landing_dir),
         "tracking_uri": env.tracking_uri,
         "versions": versions,

@@ -17,10 +17,9 @@ import dagster as dg
 from dagster_celery import celery_executor
 
 import ml_assets.definitions as in_process  # a module, not its `defs`: one Definitions per module
-from ml_assets.definitions import TRAIN_JOB
 from ml_assets.deploy import with_executor
 
-__all__ = ["TRAIN_JOB", "defs"]
+__all__ = ["defs"]
 
 
 def celery_steps_executor() -> dg.ExecutorDefinition:

@@ -8,10 +8,12 @@ from __future__ import annotations
 from dagster_k8s import k8s_job_executor
 
 import ml_assets.definitions as in_process  # a module, not its `defs`: one Definitions per module
-from ml_assets.definitions import TRAIN_JOB
 from ml_assets.deploy import with_executor
+from ml_assets.environment import load_environment
+from ml_assets.graph import MODEL, RAW_DATA
+from ml_assets.pipelines import load_catalog
 
-__all__ = ["EXECUTOR_CONFIG", "TRAIN_JOB", "defs"]
+__all__ = ["EXECUTOR_CONFIG", "defs"]
 
 
 def _resources(cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> dict:
@@ -26,10 +28,15 @@ EXECUTOR_CONFIG = {
     "max_concurrent": 4,
     # every step: reading, validating and scoring a table of up to ~1M rows
     "step_k8s_config": _resources("500m", "1Gi", "2", "4Gi"),
+    # by step key, `<slug>__<asset>`: the same for every pipeline of the code location
     "per_step_k8s_config": {
-        # fitting the model holds the training table and the trees; it uses both cores
-        "model": _resources("2", "4Gi", "4", "8Gi"),
-        "raw_data": _resources("250m", "512Mi", "1", "2Gi"),
+        step: config
+        for pipeline in load_catalog(load_environment()).pipelines
+        for step, config in {
+            # fitting the model holds the training table and the trees; it uses both cores
+            f"{pipeline.slug}__{MODEL}": _resources("2", "4Gi", "4", "8Gi"),
+            f"{pipeline.slug}__{RAW_DATA}": _resources("250m", "512Mi", "1", "2Gi"),
+        }.items()
     },
     # step Jobs are garbage-collected with their run's pod
     "enable_owner_references": True,

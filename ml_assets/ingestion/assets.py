@@ -18,7 +18,7 @@ from ml_assets.graph import (
 )
 from ml_assets.ingestion.contract_file import revision_on_disk
 from ml_assets.metadata import column_schema, json_meta, settings_version
-from ml_assets.partitions import data_version_partitions
+from ml_assets.pipelines import Pipeline
 from ml_assets.resources import StoreResource
 
 CODE_VERSION = "1"
@@ -30,11 +30,10 @@ def contract_path(env: Environment, settings: PipelineSettings) -> Path:
     return env.contracts_dir / f"{settings.name}.json"
 
 
-def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+def build_ingestion_assets(pipeline: Pipeline) -> list:
+    settings, env = pipeline.settings, pipeline.env
     @dg.asset(
-        name=RAW_DATA,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(RAW_DATA),
         code_version=CODE_VERSION,
         kinds={"pandas"},
         io_manager_key="snapshot_io_manager",  # stored as the snapshot itself, not re-written
@@ -43,7 +42,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         check_specs=[
             check_spec(
                 READABLE_TABLE,
-                partitions_def=data_version_partitions,
+                prefix=pipeline.slug, partitions_def=pipeline.partitions,
                 description="The file can be read as a table with a header and rows.",
             )
         ],
@@ -54,7 +53,7 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         from ml_assets.core.tables import TableReadError, read_table
 
         key = context.partition_key
-        versioned = store.store
+        versioned = store.of(settings.name)
         record = versioned.version(key)
         snapshot = versioned.verify_snapshot(key)
         base = {
@@ -95,9 +94,8 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         )
 
     @dg.asset(
-        name=VALIDATED_DATA,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(VALIDATED_DATA),
+        ins=pipeline.ins(RAW_DATA),
         # -r<N>: the contract revision, so accepting a widened contract marks validated_data stale
         code_version=f"{VALIDATED_CODE_VERSION}-{settings_version(settings, 'target', 'task', 'id_columns', 'contract')}"
         f"-r{revision_on_disk(contract_path(env, settings))}",
@@ -107,14 +105,14 @@ def build_ingestion_assets(settings: PipelineSettings, env: Environment, group: 
         check_specs=[
             check_spec(
                 DATA_CONTRACT,
-                partitions_def=data_version_partitions,
+                prefix=pipeline.slug, partitions_def=pipeline.partitions,
                 description="The Great Expectations data contract, its breakage (expectations "
                 "of severity 'critical'): row count, columns, types, columns gone mostly empty, "
                 "values off by orders of magnitude or of a sign never seen, target values.",
             ),
             check_spec(
                 DATA_CHANGES,
-                partitions_def=data_version_partitions,
+                prefix=pipeline.slug, partitions_def=pipeline.partitions,
                 description="Change from the data contract (its expectations of severity "
                 "'warning'): values outside the observed range, emptier columns, new "
                 "categories. Reported as a warning, never blocking.",

@@ -4,10 +4,9 @@ a version asked for again (a widened data contract accepted it) gets one more ru
 
 import dagster as dg
 
-from ml_assets.config import PipelineSettings
-from ml_assets.environment import Environment
-from ml_assets.graph import ALL_ASSETS, INGEST_ASSETS, asset_keys
-from ml_assets.partitions import DATA_VERSION, data_version_partitions
+from ml_assets.graph import ALL_ASSETS, INGEST_ASSETS
+from ml_assets.migration import legacy_versions, waiting_message
+from ml_assets.pipelines import Pipeline
 from ml_assets.storage import VersionedStore
 
 
@@ -26,13 +25,14 @@ def unrequested_versions(store: VersionedStore, known_partitions: set[str]) -> l
     ]
 
 
-def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
+    settings, env, names = pipeline.settings, pipeline.env, pipeline.names
     # Every version is ingested, validated and checked for drift; whether its run also
     # trains depends on the retrain policy (otherwise drift_sensor decides).
-    selection = asset_keys(ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS)
+    selection = names.keys(ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS)
 
     @dg.sensor(
-        name="new_data_sensor",
+        name=names.new_data_sensor,
         job=job,
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -49,7 +49,10 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
             context.log.info(f"{skipped.path}: not registered again: {skipped.reason}")
         for refused in scan.refused:
             context.log.warning(f"{refused.path}: refused: {refused.reason}")
-        known = set(context.instance.get_dynamic_partitions(DATA_VERSION))
+        waiting = legacy_versions(context.instance, store, names)
+        if waiting:
+            return dg.SkipReason(waiting_message(settings.name, len(waiting)))
+        known = set(context.instance.get_dynamic_partitions(names.partitions))
         keys = unrequested_versions(store, known)
         reruns = _asked_again(context, store, known, keys)
         if not keys and not reruns:
@@ -57,7 +60,7 @@ def build_new_data_sensor(settings: PipelineSettings, env: Environment, job) -> 
         store.mark_claimed(keys)
         return dg.SensorResult(
             dynamic_partitions_requests=(
-                [data_version_partitions.build_add_request(keys)] if keys else []
+                [pipeline.partitions.build_add_request(keys)] if keys else []
             ),
             # run_key deduplicates forever: one run per data version, unless asked by hand.
             run_requests=[

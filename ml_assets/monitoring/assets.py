@@ -3,26 +3,24 @@
 
 import dagster as dg
 
-from ml_assets.config import PipelineSettings
 from ml_assets.core.retraining import assess_decay, change_columns, retrain_triggers
-from ml_assets.environment import Environment
 from ml_assets.graph import DATA_CHANGES, DRIFT_REPORT, FEATURES
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
-from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
+from ml_assets.pipelines import Pipeline
 from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_metadata
 
 CODE_VERSION = "2"
 
 
-def build_monitoring_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+def build_monitoring_assets(pipeline: Pipeline) -> list:
+    settings, env = pipeline.settings, pipeline.env
     target = settings.target
     @dg.asset(
-        name=DRIFT_REPORT,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(DRIFT_REPORT),
+        ins=pipeline.ins(FEATURES),
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'drift', 'retrain', 'gates')}",
         retry_policy=MLFLOW_RETRY,
         kinds={"pandas"},
@@ -44,7 +42,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
 
         key = context.partition_key
         roles = load_roles(contract_path(env, settings))
-        champion = registry.champion()
+        champion = registry.model(settings.name).champion()
         reference, label = None, None
         if champion is None:
             label = None
@@ -52,7 +50,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
             label = None
             context.log.info("this version is itself the champion's training data: no reference")
         else:
-            path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
+            path = store.of(settings.name).artifact_path(champion["data_version"], FEATURES, "parquet")
             if path.exists():
                 table = load_frame(path)
                 reference = table[table[SPLIT_COLUMN] == "train"]
@@ -61,7 +59,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
                 context.log.warning(f"the champion's features are not in the store: {path}")
         report = drift.drift_report(
             reference, features, roles, settings, reference_label=label,
-            contract_changes=contract_changes(context.instance, key),
+            contract_changes=contract_changes(context.instance, key, pipeline.slug),
         )
         report["data_version"] = key
         report["performance"] = _champion_performance(champion, key, features, registry, store)
@@ -107,7 +105,7 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
         from ml_assets.core.modeling import feature_columns
         from ml_assets.core.overlap import read_champion_training_rows, unseen_rows
 
-        path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
+        path = store.of(settings.name).artifact_path(champion["data_version"], FEATURES, "parquet")
         unseen = unseen_rows(
             features, target, read_champion_training_rows(path, features),
             unknown_reason=f"the champion's feature table (data version "
@@ -122,17 +120,17 @@ def build_monitoring_assets(settings: PipelineSettings, env: Environment, group:
                 f"{min_rows}): too few to judge; {unseen.excluded_text()}")}
         labelled = features[features[target].notna()][unseen.keep]
         X, y = labelled[feature_columns(labelled, target)], labelled[target]
-        now = score(registry.load_version_or_fail(champion["version"]), X, y, settings.task, settings.positive_label)
+        now = score(registry.model(settings.name).load_version_or_fail(champion["version"]), X, y, settings.task, settings.positive_label)
         decay = assess_decay(now.get(metric), champion["metrics"].get(metric), settings)
         return {**decay, **counts, "reason": f"{decay['reason']}; {unseen.summary('scored on')}"}
 
     return [drift_report]
 
 
-def contract_changes(instance, key: str) -> list[dict]:
+def contract_changes(instance, key: str, slug: str) -> list[dict]:
     """The data contract's change findings for one version (check data_changes on
     validated_data, latest evaluation); none when the check has no record there."""
-    metadata = latest_check_metadata(instance, DATA_CHANGES, key) or {}
+    metadata = latest_check_metadata(instance, DATA_CHANGES, key, slug) or {}
     changes = metadata.get("changes")
     if isinstance(changes, list):
         return [c for c in changes if isinstance(c, dict)]

@@ -80,9 +80,12 @@ class Notifier(dg.ConfigurableResource):
     """Where notifications go; `webhook_url` comes from the environment (dg.EnvVar)."""
 
     webhook_url: str | None = None
-    pipeline: str
+    # The pipeline a message is about when `send` is not told (a CLI run of one pipeline);
+    # the code location's one notifier is told by each asset and sensor.
+    pipeline: str | None = None
 
     def send(self, event: str, *, version: str | None = None, step: str | None = None,
-             reason: str, run_id: str | None = None, logger=None) -> bool:
-        text = format_message(event, self.pipeline, version, step, reason, run_id)
+             reason: str, run_id: str | None = None, logger=None,
+             pipeline: str | None = None) -> bool:
+        text = format_message(event, pipeline or self.pipeline or "?", version, step, reason, run_id)
         return post(self.webhook_url, text, logger)

@@ -4,9 +4,9 @@ import dagster as dg
 
 from ml_assets.config import PipelineSettings
 from ml_assets.core.retraining import BOOTSTRAP, describe_triggers
-from ml_assets.environment import Environment
-from ml_assets.graph import DATA_CONTRACT, DRIFT_REPORT, MODEL, TRAIN_ASSETS, asset_key, asset_keys
+from ml_assets.graph import DATA_CONTRACT, DRIFT_REPORT, MODEL, TRAIN_ASSETS, DagsterNames
 from ml_assets.monitoring.notifications import Notifier
+from ml_assets.pipelines import Pipeline
 from ml_assets.selections import latest_check_passed
 from ml_assets.storage import VersionedStore
 
@@ -18,9 +18,11 @@ MOVED_COLUMNS_TAG = "ml_assets/moved_columns"
 TAG_VALUE_LIMIT = 200
 
 
-def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+def build_drift_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
+    settings, env, names = pipeline.settings, pipeline.env, pipeline.names
+
     @dg.sensor(
-        name="drift_sensor",
+        name=names.drift_sensor,
         job=job,
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -33,7 +35,7 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
         instance = context.instance
         after = int(context.cursor) if context.cursor else None
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key(DRIFT_REPORT), after_storage_id=after),
+            dg.AssetRecordsFilter(asset_key=names.key(DRIFT_REPORT), after_storage_id=after),
             limit=BATCH,
             ascending=True,
         ).records
@@ -51,10 +53,10 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
             if settings.retrain.policy == "never":
                 context.log.info(f"{key}: {'+'.join(triggers)}, but retrain.policy is never")
                 continue
-            if _has_materialization(instance, MODEL, key):
+            if _has_materialization(instance, names.key(MODEL), key):
                 continue  # already trained (retrain.policy every_version trains every version)
             run_key = f"retrain:{key}"  # one request per version, ever
-            if _has_run(instance, run_key):
+            if _has_run(instance, run_key, settings.name):
                 continue  # a re-materialised drift_report of a version already requested
             reason = _why(triggers, metadata, settings)
             context.log.info(f"{key}: requesting retraining: {reason}")
@@ -66,13 +68,13 @@ def build_drift_sensor(settings: PipelineSettings, env: Environment, job) -> dg.
                 dg.RunRequest(
                     run_key=run_key,
                     partition_key=key,
-                    asset_selection=asset_keys(TRAIN_ASSETS),
+                    asset_selection=names.keys(TRAIN_ASSETS),
                     tags=tags,
                 )
             )
             if triggers != [BOOTSTRAP]:  # a first model is news when it is promoted
                 notifier.send("retraining requested", version=key, reason=reason,
-                              logger=context.log)
+                              logger=context.log, pipeline=settings.name)
         if cursor == after and not requests:
             return dg.SkipReason("no new drift reports")
         return dg.SensorResult(run_requests=requests, cursor=str(cursor) if cursor else None)
@@ -112,30 +114,35 @@ def columns_tag(columns: list[str], limit: int = TAG_VALUE_LIMIT) -> str:
     return ",".join([*kept, f"+{len(columns) - len(kept)} more"])
 
 
-def _has_run(instance, run_key: str) -> bool:
-    return bool(instance.get_run_ids(dg.RunsFilter(tags={"dagster/run_key": run_key}), limit=1))
+def _has_run(instance, run_key: str, pipeline: str) -> bool:
+    """A run of this pipeline's job with this run key (another pipeline may have a version of
+    the same key: the same file read by both)."""
+    tags = {"dagster/run_key": run_key, "ml_assets/pipeline": pipeline}
+    return bool(instance.get_run_ids(dg.RunsFilter(tags=tags), limit=1))
 
 
-def _has_materialization(instance, asset: str, key: str) -> bool:
+def _has_materialization(instance, asset_key: dg.AssetKey, key: str) -> bool:
     return bool(
         instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1
         ).records
     )
 
 
-def newest_valid_version(instance, store: VersionedStore) -> str | None:
+def newest_valid_version(instance, store: VersionedStore, names: DagsterNames) -> str | None:
     """The most recently registered version whose data contract passed."""
     versions = sorted(store.versions().values(), key=lambda r: (r.registered_at, r.key), reverse=True)
     for record in versions:
-        if latest_check_passed(instance, DATA_CONTRACT, record.key):
+        if latest_check_passed(instance, DATA_CONTRACT, record.key, names.slug):
             return record.key
     return None
 
 
-def build_weekly_retrain(settings: PipelineSettings, env: Environment, job) -> dg.ScheduleDefinition:
+def build_weekly_retrain(pipeline: Pipeline, job) -> dg.ScheduleDefinition:
+    settings, env, names = pipeline.settings, pipeline.env, pipeline.names
+
     @dg.schedule(
-        name="weekly_retrain",
+        name=names.weekly_retrain,
         job=job,
         cron_schedule=settings.retrain.cron,
         execution_timezone=settings.retrain.timezone,
@@ -144,23 +151,25 @@ def build_weekly_retrain(settings: PipelineSettings, env: Environment, job) -> d
         "retrain.cron / retrain.timezone).",
     )
     def weekly_retrain(context: dg.ScheduleEvaluationContext):
-        key = newest_valid_version(context.instance, VersionedStore(env.store_root, settings.name))
+        key = newest_valid_version(context.instance, VersionedStore(env.store_root, settings.name), names)
         if key is None:
             return dg.SkipReason("no data version has passed its data contract yet")
         when = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
         return dg.RunRequest(
             run_key=f"schedule:{key}:{when}",
             partition_key=key,
-            asset_selection=asset_keys(TRAIN_ASSETS),
+            asset_selection=names.keys(TRAIN_ASSETS),
             tags={"ml_assets/trigger": "schedule"},
         )
 
     return weekly_retrain
 
 
-def build_failure_sensor(settings: PipelineSettings, env: Environment, job) -> dg.SensorDefinition:
+def build_failure_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
+    settings, env, names = pipeline.settings, pipeline.env, pipeline.names
+
     @dg.run_failure_sensor(
-        name="run_failure_notifier",
+        name=names.run_failure_notifier,
         monitored_jobs=[job],
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -177,11 +186,11 @@ def build_failure_sensor(settings: PipelineSettings, env: Environment, job) -> d
         if blocked is not None:
             notifier.send("gate blocked", version=key, step=blocked.asset,
                           reason=f"check {blocked.name} failed: {blocked.description}",
-                          run_id=run.run_id, logger=context.log)
+                          run_id=run.run_id, logger=context.log, pipeline=settings.name)
         else:
             failed = summary.failed_step
             notifier.send("run failed", version=key, step=failed.step if failed else None,
                           reason=(failed.error if failed else None) or context.failure_event.message or "failed",
-                          run_id=run.run_id, logger=context.log)
+                          run_id=run.run_id, logger=context.log, pipeline=settings.name)
 
     return run_failure_notifier

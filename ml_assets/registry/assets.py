@@ -3,29 +3,27 @@
 
 import dagster as dg
 
-from ml_assets.config import PipelineSettings
-from ml_assets.environment import Environment
-from ml_assets.graph import MODEL, REGISTERED_MODEL_VERSION
+from ml_assets.graph import EVALUATION_REPORT, MODEL, REGISTERED_MODEL_VERSION
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import settings_version
-from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.mlflow_wiring import (
     CHAMPION_ALIAS,
     MLFLOW_RETRY,
     ModelRegistry,
     finish_mlflow_run,
 )
+from ml_assets.pipelines import Pipeline
 from ml_assets.resources import StoreResource
 
 CODE_VERSION = "1"
 
 
 
-def build_registry_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+def build_registry_assets(pipeline: Pipeline) -> list:
+    settings, env = pipeline.settings, pipeline.env
     @dg.asset(
-        name=REGISTERED_MODEL_VERSION,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(REGISTERED_MODEL_VERSION),
+        ins=pipeline.ins(MODEL, EVALUATION_REPORT),
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'name', 'gates')}",
         kinds={"mlflow"},
         # The legacy dagster-mlflow resource cannot be a typed argument, and Dagster does not
@@ -51,18 +49,18 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
             )
         registry: ModelRegistry = context.resources.registry
         store: StoreResource = context.resources.store
-        with finish_mlflow_run(context.resources.mlflow):
+        with finish_mlflow_run(context.resources.mlflow, experiment=settings.name):
             from ml_assets.registry.registration import register
 
             outcome = register(
-                registry=registry,
+                registry=registry.model(settings.name),
                 settings=settings,
                 key=key,
                 dagster_run_id=context.run_id,
                 model=model,
-                model_file=store.store.artifact_path(key, MODEL, "skops"),
+                model_file=store.of(settings.name).artifact_path(key, MODEL, "skops"),
                 report=evaluation_report,
-                plot_dir=store.store.version_dir(key) / "evaluation_plots",
+                plot_dir=store.of(settings.name).version_dir(key) / "evaluation_plots",
                 contract_file=contract_path(env, settings),
                 tracking_uri=registry.tracking_uri,
             )
@@ -79,14 +77,14 @@ def build_registry_assets(settings: PipelineSettings, env: Environment, group: s
                 "promoted", version=key, step=REGISTERED_MODEL_VERSION,
                 reason=f"{settings.name} version {outcome['version']} is the new champion: "
                 f"{outcome['reason']}{retrained}",
-                run_id=context.run_id, logger=context.log,
+                run_id=context.run_id, logger=context.log, pipeline=settings.name,
             )
         elif retrained:  # drift_sensor announced this retraining: say how it ended
             context.resources.notifier.send(
                 "retrained, champion kept", version=key, step=REGISTERED_MODEL_VERSION,
                 reason=f"{settings.name} version {outcome['version']} is registered, not "
                 f"promoted: {outcome['reason']}{retrained}",
-                run_id=context.run_id, logger=context.log,
+                run_id=context.run_id, logger=context.log, pipeline=settings.name,
             )
         metadata = {
             "model_name": settings.name,

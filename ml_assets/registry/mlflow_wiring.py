@@ -23,6 +23,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,27 +105,27 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
 class MlflowRun:
     """dagster-mlflow's run handle, set up on first use instead of when the resource is.
 
-    `handle()` creates the experiment, then runs dagster-mlflow's `mlflow_tracking` set-up
-    (start, or resume by the `dagster_run_id` tag). A set-up that failed is tried again by the
-    next call, so a retried registration step starts afresh.
+    `handle(experiment)` creates the experiment (one per pipeline: the resource is shared by
+    the code location's pipelines, so the step names it), then runs dagster-mlflow's
+    `mlflow_tracking` set-up (start, or resume by the `dagster_run_id` tag). A set-up that
+    failed is tried again by the next call, so a retried registration step starts afresh.
     """
 
-    def __init__(self, context, tracking_uri: str, experiment: str, artifact_location: str):
+    def __init__(self, context, tracking_uri: str, artifact_location: str):
         self._context = context
         self._tracking_uri = tracking_uri
-        self._experiment = experiment
         self._artifact_location = artifact_location
         self._handle: Any = None
         self._generator: Iterator[Any] | None = None
 
-    def handle(self):
+    def handle(self, experiment: str):
         if self._handle is not None:
             return self._handle
         import mlflow
         from dagster_mlflow import mlflow_tracking
 
-        ensure_experiment(self._tracking_uri, self._experiment, self._artifact_location)
-        generator = mlflow_tracking.resource_fn(self._context)
+        ensure_experiment(self._tracking_uri, experiment, self._artifact_location)
+        generator = mlflow_tracking.resource_fn(_ExperimentContext(self._context, experiment))
         handle = next(generator)
         # dagster-mlflow records the run id only when it resumed a run; when it started one,
         # take it from the active run, so `finish_mlflow_run` continues that very run.
@@ -151,30 +152,40 @@ class MlflowRun:
             self._generator.close()
 
 
-def build_mlflow_resource(tracking_uri: str, experiment: str, artifact_location: str):
+class _ExperimentContext:
+    """The resource's init context as dagster-mlflow reads it, with the pipeline's experiment
+    in its config (dagster-mlflow takes the experiment from the resource config alone)."""
+
+    def __init__(self, context, experiment: str):
+        self._context = context
+        self.resource_config = {**context.resource_config, "experiment_name": experiment}
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+
+def build_mlflow_resource(tracking_uri: str, artifact_location: str):
     """dagster-mlflow's `mlflow_tracking`, configured, started on first use (`MlflowRun`)."""
 
     @dg.resource(
         # The subset of dagster-mlflow's config we use; its own schema lives in a module that
         # imports mlflow, which would cost every process loading the code location a second.
-        config_schema={"experiment_name": str, "mlflow_tracking_uri": str},
+        config_schema={"mlflow_tracking_uri": str},
         description="dagster-mlflow's mlflow_tracking: one MLflow run per Dagster run, started "
-        "by the registration step",
+        "by the registration step in the experiment of the run's pipeline",
     )
     def mlflow_run(context) -> Iterator[MlflowRun]:
-        run = MlflowRun(context, tracking_uri, experiment, artifact_location)
+        run = MlflowRun(context, tracking_uri, artifact_location)
         try:
             yield run
         finally:
             run.close()
 
-    return mlflow_run.configured(
-        {"experiment_name": experiment, "mlflow_tracking_uri": tracking_uri}
-    )
+    return mlflow_run.configured({"mlflow_tracking_uri": tracking_uri})
 
 
 @contextmanager
-def finish_mlflow_run(run: MlflowRun) -> Iterator[None]:
+def finish_mlflow_run(run: MlflowRun, experiment: str) -> Iterator[None]:
     """Run the block inside this Dagster run's MLflow run; end it FINISHED when the block
     succeeds, FAILED when it raises.
 
@@ -184,7 +195,7 @@ def finish_mlflow_run(run: MlflowRun) -> Iterator[None]:
     """
     import mlflow
 
-    handle = run.handle()
+    handle = run.handle(experiment)
     active = mlflow.active_run()
     if active is None or active.info.run_id != handle.mlflow_run_id:
         if active is not None:
@@ -201,7 +212,18 @@ def finish_mlflow_run(run: MlflowRun) -> Iterator[None]:
 
 
 class ModelRegistry(dg.ConfigurableResource):
-    """Read access to the MLflow model registry: who is champion, and its model."""
+    """The MLflow model registry of the code location, shared by its pipelines: one
+    registered model per pipeline (`model(name)`)."""
+
+    tracking_uri: str
+
+    def model(self, name: str) -> RegisteredModel:
+        return RegisteredModel(self.tracking_uri, name)
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """Read access to one pipeline's registered model: who is champion, and its model."""
 
     tracking_uri: str
     model_name: str

@@ -5,8 +5,6 @@ import time
 
 import dagster as dg
 
-from ml_assets.config import PipelineSettings
-from ml_assets.environment import Environment
 from ml_assets.graph import (
     CHAMPION_COMPARISON,
     DATA_CONTRACT,
@@ -14,12 +12,13 @@ from ml_assets.graph import (
     FEATURES,
     MODEL,
     QUALITY_GATE,
+    VALIDATED_DATA,
     check_spec,
 )
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
-from ml_assets.partitions import data_version_partitions
 from ml_assets.registry.mlflow_wiring import MLFLOW_RETRY, ModelRegistry
+from ml_assets.pipelines import Pipeline
 from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_passed
 
@@ -32,7 +31,8 @@ def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
     """Blocking checks stop downstream steps only within their own run. A later run that
     selects only the steps after validation (a retrain by sensor, schedule or click) must not
     use a version whose data contract failed, so features and model look the verdict up."""
-    if latest_check_passed(context.instance, DATA_CONTRACT, context.partition_key) is False:
+    slug = context.asset_key.path[0]
+    if latest_check_passed(context.instance, DATA_CONTRACT, context.partition_key, slug) is False:
         raise dg.Failure(
             description=f"refusing to train on data version {context.partition_key}: its data "
             f"contract ({DATA_CONTRACT.label}) failed",
@@ -40,13 +40,13 @@ def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
         )
 
 
-def build_training_assets(settings: PipelineSettings, env: Environment, group: str) -> list:
+def build_training_assets(pipeline: Pipeline) -> list:
+    settings, env = pipeline.settings, pipeline.env
     target = settings.target
 
     @dg.asset(
-        name=FEATURES,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(FEATURES),
+        ins=pipeline.ins(VALIDATED_DATA),
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'target', 'task', 'seed', 'test_size', 'id_columns')}",
         kinds={"pandas"},
         description="The feature table ready for training: feature columns (ids dropped), the "
@@ -97,9 +97,8 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         return dg.Output(table, metadata=metadata)
 
     @dg.asset(
-        name=MODEL,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(MODEL),
+        ins=pipeline.ins(FEATURES),
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'seed', 'model')}",
         kinds={"scikitlearn"},
         description="The fitted scikit-learn Pipeline, preprocessing (imputation, encoding, "
@@ -131,9 +130,8 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         )
 
     @dg.asset(
-        name=EVALUATION_REPORT,
-        partitions_def=data_version_partitions,
-        group_name=group,
+        **pipeline.asset_args(EVALUATION_REPORT),
+        ins=pipeline.ins(MODEL, FEATURES),
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'positive_label', 'gates')}",
         retry_policy=MLFLOW_RETRY,
         kinds={"scikitlearn"},
@@ -142,13 +140,13 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         check_specs=[
             check_spec(
                 QUALITY_GATE,
-                partitions_def=data_version_partitions,
+                prefix=pipeline.slug, partitions_def=pipeline.partitions,
                 description="Metric thresholds from the pipeline file (gates.*), and better than "
                 "a trivial baseline.",
             ),
             check_spec(
                 CHAMPION_COMPARISON,
-                partitions_def=data_version_partitions,
+                prefix=pipeline.slug, partitions_def=pipeline.partitions,
                 description="Not worse than the current champion on the same held-out rows, "
                 "leaving out rows the champion was trained on (decides promotion; a worse "
                 "model may be registered but not promoted).",
@@ -175,7 +173,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         baseline = evaluation.baseline_scores(y_train, X_test, y_test, task, pos)
         gate = evaluation.quality_gate(metrics, settings, baseline)
 
-        champion = registry.champion()
+        champion = registry.model(settings.name).champion()
         champion_metrics, comparison, compared_metrics = None, None, metrics
         if champion is not None:
             comparison = fair_comparison_rows(features, champion, store)
@@ -185,7 +183,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
             compared_metrics = evaluation.score_predictions(predictions.rows(keep), y_cmp, task, pos)
             champion_metrics = {}
             if comparison.compared:
-                champion_model = registry.load_version_or_fail(champion["version"])
+                champion_model = registry.model(settings.name).load_version_or_fail(champion["version"])
                 champion_metrics = evaluation.score_predictions(
                     evaluation.predict(champion_model, X_cmp, task), y_cmp, task, pos
                 )
@@ -207,7 +205,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         matrix = (evaluation.confusion_predictions(predictions, y_eval)
                   if task == "classification" else None)
         images = evaluation.plot_predictions(predictions, y_eval, task, pos, matrix)
-        plot_dir = store.store.version_dir(key) / "evaluation_plots"
+        plot_dir = store.of(settings.name).version_dir(key) / "evaluation_plots"
         plot_dir.mkdir(parents=True, exist_ok=True)
         for name, png in images.items():
             (plot_dir / f"{name}.png").write_bytes(png)
@@ -292,7 +290,7 @@ def build_training_assets(settings: PipelineSettings, env: Environment, group: s
         champion was not trained on, read from its data version's feature table."""
         from ml_assets.core.overlap import comparison_rows, read_champion_training_rows
 
-        path = store.store.artifact_path(champion["data_version"], FEATURES, "parquet")
+        path = store.of(settings.name).artifact_path(champion["data_version"], FEATURES, "parquet")
         training = read_champion_training_rows(path, features)
         unknown = (f"the champion's feature table (data version {champion['data_version']}) "
                    f"is not in the store ({path})")
