@@ -83,24 +83,25 @@ def _checks(instance, names: DagsterNames, key: str) -> dict:
     return out
 
 
-def _latest_run(instance, names: DagsterNames, key: str):
+def _latest_run(instance, pipeline: str, names: DagsterNames, key: str):
     """The latest run of this pipeline on this data version. Another pipeline may have a
-    version of the same key (the same file, read by both), so runs are told apart by what
-    they materialise."""
+    version of the same key (the same file, read by both), so runs are told apart by their
+    job's pipeline tag, or (a run launched from the UI) by what they materialise."""
     import dagster as dg
 
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=20)
-    return next((run for run in runs if _of_pipeline(run, names)), None)
+    return next((run for run in runs if _of_pipeline(run, pipeline, names)), None)
 
 
-def _of_pipeline(run, names: DagsterNames) -> bool:
-    if run.job_name == names.job:
+def _of_pipeline(run, pipeline: str, names: DagsterNames) -> bool:
+    if run.tags.get("ml_assets/pipeline") == pipeline:
         return True
-    return any(k.path[0] == names.slug and len(k.path) == 2 for k in run.asset_selection or ())
+    return any(len(k.path) == 2 and k.path[0] == names.slug for k in run.asset_selection or ())
 
 
 def collect_status(env: Environment, settings: PipelineSettings, instance) -> dict:
     from ml_assets.registry.mlflow_wiring import RegisteredModel
+    from ml_assets.migration import legacy_versions
     from ml_assets.storage import VersionedStore
 
     names = DagsterNames.of(settings.name)
@@ -119,7 +120,7 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
         report = _latest_metadata(instance, names, EVALUATION_REPORT, key) or {}
         registered = _latest_metadata(instance, names, REGISTERED_MODEL_VERSION, key)
         drift = _latest_metadata(instance, names, DRIFT_REPORT, key) or {}
-        run = _latest_run(instance, names, key)
+        run = _latest_run(instance, settings.name, names, key)
         metrics = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith("metric/")}
         blocked = [f"{c['asset']}:{name}" for name, c in checks.items() if c["blocking"] and not c["passed"]]
         if run is None:
@@ -166,11 +167,16 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
         "versions": versions,
         "champion": champion,
         "registry_error": registry_error,
+        "waiting_for_migration": len(legacy_versions(instance, store, names)),
     }
 
 
 def render_status(status: dict) -> str:
     lines = [f"pipeline {status['pipeline']}: {len(status['versions'])} data version(s)"]
+    if status.get("waiting_for_migration"):
+        from ml_assets.migration import waiting_message
+
+        lines.append("  " + waiting_message(status["pipeline"], status["waiting_for_migration"]))
     for v in status["versions"]:
         metric = ", ".join(f"{k}={val:.4f}" for k, val in list(v["metrics"].items())[:3])
         extra = f"model v{v['model_version']}" if v["model_version"] else ""
