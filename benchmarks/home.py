@@ -21,11 +21,13 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 
 def _setup():
-    from ml_assets.config import load_settings
+    """The home's one pipeline (the cases give it one pipeline file): its environment, its
+    settings and its Dagster names."""
     from ml_assets.environment import load_environment
+    from ml_assets.pipelines import load_catalog
 
-    env = load_environment()
-    return env, load_settings(env.config_path)
+    (pipeline,) = load_catalog(load_environment()).pipelines
+    return pipeline.env, pipeline.settings, pipeline.names
 
 
 def init() -> dict:
@@ -35,10 +37,10 @@ def init() -> dict:
     from dagster import DagsterInstance
     from mlflow.tracking import MlflowClient
 
-    env, _ = _setup()
+    env, _, names = _setup()
     instance = DagsterInstance.get()
     instance.get_runs(limit=1)
-    instance.get_dynamic_partitions("data_version")
+    instance.get_dynamic_partitions(names.partitions)
     MlflowClient(tracking_uri=env.tracking_uri).search_experiments()
     return {"seconds": round(time.perf_counter() - started, 3)}
 
@@ -46,20 +48,21 @@ def init() -> dict:
 def register() -> dict:
     from dagster import DagsterInstance
 
-    from ml_assets.partitions import DATA_VERSION
     from ml_assets.storage import VersionedStore
 
-    env, settings = _setup()
+    env, settings, names = _setup()
     store = VersionedStore(env.store_root, settings.name)
     scan = store.scan_landing(env.landing_dir, settings.landing_glob)
     keys = [record.key for record in scan.new]
-    DagsterInstance.get().add_dynamic_partitions(DATA_VERSION, keys)
+    DagsterInstance.get().add_dynamic_partitions(names.partitions, keys)
     return {"keys": keys}
 
 
 def stats() -> dict:
     """Run and step start/end times as the instance recorded them."""
     from dagster import DagsterInstance
+
+    from ml_assets.cli.run_summary import asset_of_step
 
     instance = DagsterInstance.get()
     runs = instance.get_run_records(limit=1)
@@ -70,7 +73,7 @@ def stats() -> dict:
     stats = instance.get_run_stats(run.run_id)
     steps = [
         {
-            "step": s.step_key,
+            "step": asset_of_step(s.step_key),
             "status": str(s.status.value) if s.status else None,
             "seconds": round(s.end_time - s.start_time, 3) if s.start_time and s.end_time else None,
             "start": s.start_time,

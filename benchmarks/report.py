@@ -1,4 +1,4 @@
-"""Figures -> ratios, targets (issue 5) and the printed tables. Targets are shown, not asserted."""
+"""Figures -> ratios, the performance targets and the printed tables. Targets are shown, not asserted."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def summarize(results: dict) -> dict:
     big_note = "" if big == "1000000" else f" (1M not run: at {int(big):,})"
     peak = ratios[big].get("peak/raw", {})
     fo = summary["fixed_overhead"]
-    # The issue's (a) is "a bare script doing the same work": here (a+), which also draws the
+    # The target's (a) is "a bare script doing the same work": here (a+), which also draws the
     # plots and logs and registers the model in MLflow, as every run must. The script without
     # that work, (a), is kept beside it to show what the MLflow work itself costs.
     targets = [
@@ -212,7 +212,7 @@ def render(results: dict) -> str:
                      f"{max(init):.1f} s once (every case starts from a copy of that home)")
     lines += extra + [""]
 
-    lines.append("targets (issue 5; shown, not asserted), against (a+), the bare script doing "
+    lines.append("targets (shown, not asserted), against (a+), the bare script doing "
                  "the same work")
     head = f"{'what':<58} {'measured':>10} {'target':>10}  met"
     lines += [head, "-" * len(head)]

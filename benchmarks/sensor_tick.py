@@ -37,14 +37,15 @@ def main(work: Path, files: int, ticks: int) -> dict:
 
     import dagster as dg
 
-    from ml_assets.config import load_settings
     from ml_assets.definitions import build_definitions
     from ml_assets.environment import load_environment
-    from ml_assets.partitions import DATA_VERSION
+    from ml_assets.pipelines import load_catalog
     from ml_assets.storage import VersionedStore
 
     env = load_environment({"ML_ASSETS_HOME": str(home)}, cwd=work)
-    settings = load_settings(env.config_path)
+    catalog = load_catalog(env)
+    (pipeline,) = catalog.pipelines
+    settings, names = pipeline.settings, pipeline.names
     started = time.perf_counter()
     scan = VersionedStore(env.store_root, settings.name).scan_landing(
         env.landing_dir, settings.landing_glob
@@ -52,10 +53,10 @@ def main(work: Path, files: int, ticks: int) -> dict:
     register_seconds = time.perf_counter() - started
     keys = [r.key for r in scan.new]
     instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions(DATA_VERSION, keys)
+    instance.add_dynamic_partitions(names.partitions, keys)
 
-    defs = build_definitions(settings, env)
-    sensor = defs.get_sensor_def("new_data_sensor")
+    defs = build_definitions(env, catalog)
+    sensor = defs.get_sensor_def(names.new_data_sensor)
     times, with_context = [], []
     outcome = None
     for _ in range(ticks):
@@ -72,7 +73,7 @@ def main(work: Path, files: int, ticks: int) -> dict:
     return {
         "files": files,
         "registered": len(keys),
-        "partitions": len(instance.get_dynamic_partitions(DATA_VERSION)),
+        "partitions": len(instance.get_dynamic_partitions(names.partitions)),
         "register_seconds": round(register_seconds, 3),
         "ticks": ticks,
         "first_tick": round(times[0], 4),

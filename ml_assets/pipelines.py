@@ -76,7 +76,7 @@ class InvalidPipeline:
 
     path: Path
     error: str
-    name: str | None = None  # when the file was valid but collides with another
+    name: str | None = None  # the name the file declares, when it can be read
 
     @property
     def slug(self) -> str:
@@ -154,7 +154,7 @@ def load_catalog(env: Environment) -> Catalog:
         try:
             loaded.append((path, load_settings(path)))
         except PipelineFileError as exc:
-            invalid.append(InvalidPipeline(path, str(exc)))
+            invalid.append(InvalidPipeline(path, str(exc), name=_declared_name(path)))
     pipelines = []
     for path, settings in loaded:
         rivals = [other for other, s in loaded
@@ -165,6 +165,18 @@ def load_catalog(env: Environment) -> Catalog:
             continue
         pipelines.append(Pipeline(settings, pipeline_environment(env, settings, path, own_folder)))
     return Catalog(source, tuple(pipelines), tuple(invalid))
+
+
+def _declared_name(path: Path) -> str | None:
+    """The `name` an invalid file declares, so `--pipeline <name>` can say it is invalid."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _collision(path: Path, settings: PipelineSettings, rivals: list[Path], loaded) -> str:

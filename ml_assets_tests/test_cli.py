@@ -25,35 +25,63 @@ def cli(cwd: Path, *args: str, env: dict | None = None, timeout: int = 300):
     )
 
 
+def steps_of(output: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for line in output.splitlines() if (m := STEP_LINE.match(line))}
+
+
+def section(output: str, pipeline: str) -> str:
+    """What `ml-assets run` printed for one pipeline (each starts with `=== <name> ===`)."""
+    return output.split(f"=== {pipeline} ===", 1)[1].split("\n=== ", 1)[0].split("\nsummary:")[0]
+
+
+ALL_OK = {
+    "raw_data": "ok", "validated_data": "ok", "features": "ok", "drift_report": "ok",
+    "model": "ok", "evaluation_report": "ok", "registered_model_version": "ok",
+}
+
+
 def test_demo_run_status_and_a_blocked_file(tmp_path):
+    """The bundled demo: two pipelines, a classifier and a regressor, each trained from its
+    own landing folder; a blocked file in one never hides the other's result."""
     demo = cli(tmp_path, "demo")
-    assert demo.returncode == 0 and "breast_cancer.csv" in demo.stdout
+    assert demo.returncode == 0, demo.stderr
     landing = tmp_path / ".ml_assets" / "landing"
-    assert (landing / "breast_cancer.csv").exists()
+    assert (landing / "breast_cancer" / "breast_cancer.csv").exists()
+    assert (landing / "diabetes" / "diabetes.csv").exists()
 
     run = cli(tmp_path, "run")
     assert run.returncode == 0, run.stdout + run.stderr
-    steps = {m.group(1): m.group(2) for line in run.stdout.splitlines() if (m := STEP_LINE.match(line))}
-    assert steps == {
-        "raw_data": "ok", "validated_data": "ok", "features": "ok", "drift_report": "ok",
-        "model": "ok", "evaluation_report": "ok", "registered_model_version": "ok",
-    }
-    assert all(STEP_LINE.match(line).group(3) for line in run.stdout.splitlines() if STEP_LINE.match(line))
-    assert "promoted to champion" in run.stdout
+    for pipeline in ("breast_cancer", "diabetes"):
+        out = section(run.stdout, pipeline)
+        assert steps_of(out) == ALL_OK, out
+        assert all(STEP_LINE.match(line).group(3) for line in out.splitlines() if STEP_LINE.match(line))
+        assert f"=> registered {pipeline} version 1 and promoted to champion" in out
+    assert re.search(r"^  breast_cancer\s+ok$", run.stdout, re.M)
+    assert re.search(r"^  diabetes\s+ok$", run.stdout, re.M)
 
     again = cli(tmp_path, "run")
-    assert again.returncode == 0 and "nothing new" in again.stdout
+    assert again.returncode == 0 and again.stdout.count("nothing new") == 2
 
     bad = breast_cancer().head(100).drop(columns=["mean_area"])
-    bad.to_csv(landing / "missing column.csv", index=False)
+    bad.to_csv(landing / "breast_cancer" / "missing column.csv", index=False)
     blocked = cli(tmp_path, "run")
     assert blocked.returncode == 1
     assert "Traceback" not in blocked.stdout + blocked.stderr
     verdict = next(line for line in blocked.stdout.splitlines() if "=> blocked" in line)
     assert "missing column.csv" in verdict and "missing_column-" in verdict
     assert "data_contract" in verdict and "mean_area" in blocked.stdout
+    assert "nothing new" in section(blocked.stdout, "diabetes")
+    assert re.search(r"^  breast_cancer\s+blocked or failed", blocked.stdout, re.M)
+    assert re.search(r"^  diabetes\s+ok$", blocked.stdout, re.M)
 
-    status = cli(tmp_path, "status", "--json")
+    every = json.loads(cli(tmp_path, "status", "--json").stdout)
+    assert [p["name"] for p in every["pipelines"]] == ["breast_cancer", "diabetes"]
+    assert every["invalid"] == []
+    regressor = every["pipelines"][1]
+    assert regressor["champion"]["version"] == 1
+    assert regressor["versions"][0]["metrics"]["r2"] > 0.2
+
+    status = cli(tmp_path, "status", "--json", "--pipeline", "breast_cancer")
     assert status.returncode == 0
     data = json.loads(status.stdout)
     by_status = {v["file"]: v for v in data["versions"]}
@@ -62,11 +90,14 @@ def test_demo_run_status_and_a_blocked_file(tmp_path):
     assert by_status["breast_cancer.csv"]["checks"]["quality_gate"]["passed"] is True
     assert by_status["missing column.csv"]["status"] == "blocked"
     assert by_status["missing column.csv"]["checks"]["data_contract"]["passed"] is False
+    assert by_status["missing column.csv"]["blocked_by"] == ["validated_data:data_contract"]
     assert data["champion"]["version"] == 1
     assert data["champion"]["data_version"] == by_status["breast_cancer.csv"]["data_version"]
 
     text = cli(tmp_path, "status")
-    assert text.returncode == 0 and "champion: breast_cancer version 1" in text.stdout
+    assert text.returncode == 0
+    assert "champion: breast_cancer version 1" in text.stdout
+    assert "champion: diabetes version 1" in text.stdout
 
 
 def test_pipeline_file_error_exits_2_naming_file_and_key(tmp_path):
@@ -94,7 +125,7 @@ def test_usage_errors_exit_2(tmp_path):
 def test_demo_writes_plausible_and_drifted_versions(tmp_path):
     assert cli(tmp_path, "demo", "--versions", "2").returncode == 0
     assert cli(tmp_path, "demo", "--versions", "1", "--drift").returncode == 0
-    landing = tmp_path / ".ml_assets" / "landing"
+    landing = tmp_path / ".ml_assets" / "landing" / "breast_cancer"
     names = sorted(p.name for p in landing.glob("*.csv"))
     assert names == ["breast_cancer.csv", "breast_cancer_v002.csv", "breast_cancer_v003.csv",
                      "breast_cancer_v004_drift.csv"]
@@ -108,4 +139,4 @@ def test_demo_writes_plausible_and_drifted_versions(tmp_path):
     assert set(drifted["diagnosis"]) == {"benign", "malignant"}
 
     again = cli(tmp_path, "demo", "--if-empty")
-    assert again.returncode == 0 and "already holds data" in again.stdout
+    assert again.returncode == 0 and again.stdout.count("already holds data") == 2

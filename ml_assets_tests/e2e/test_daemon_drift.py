@@ -19,9 +19,9 @@ from ml_assets.graph import (
     DRIFT_REPORT,
     MODEL,
     REGISTERED_MODEL_VERSION,
-    asset_key,
+    DagsterNames,
 )
-from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.selections import latest_check_passed
 from ml_assets.storage import VersionedStore
 from ml_assets_tests.conftest import breast_cancer
@@ -30,6 +30,7 @@ from ml_assets_tests.e2e.conftest import wait_for
 pytestmark = pytest.mark.e2e
 
 NAME = "cancer_drift"
+NAMES = DagsterNames.of(NAME)
 # The "mean ..." measurements: ten of thirty features, so the share of drifted columns stays
 # under drift.share (0.5) and only the contract's change evidence can request the retrain.
 MOVED = [
@@ -45,12 +46,12 @@ def _runs(instance, key):
 
 def _materialized(instance, asset, key) -> bool:
     return bool(instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=NAMES.key(asset), asset_partitions=[key]), limit=1
     ).records)
 
 
 def _check(instance, key, check):
-    return latest_check_passed(instance, check, key)
+    return latest_check_passed(instance, check, key, NAMES.slug)
 
 
 def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dagster_dev_factory):
@@ -65,7 +66,7 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     landing = home / "landing"
     landing.mkdir(parents=True)
     store = VersionedStore(home / "store", NAME)
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", model_name=NAME)
+    registry = RegisteredModel(f"sqlite:///{home / 'mlflow.db'}", NAME)
     wait_for(lambda: urllib.request.urlopen(f"{dev.url}/server_info", timeout=2).status == 200,
              120, "the Dagster webserver")
     instance = dev.instance()
@@ -112,7 +113,7 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     assert set(named) <= set(MOVED) and "mean_radius" in named
     assert retrain.status == dg.DagsterRunStatus.SUCCESS
     [registered] = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(REGISTERED_MODEL_VERSION),
+        dg.AssetRecordsFilter(asset_key=NAMES.key(REGISTERED_MODEL_VERSION),
                               asset_partitions=[moved]), limit=1).records
     decision = registered.asset_materialization.metadata["decision"].value
     now = registry.champion()

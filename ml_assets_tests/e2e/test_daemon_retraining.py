@@ -1,5 +1,6 @@
 """Retraining that runs itself, under the real daemon: `dagster dev` on 127.0.0.1 in a
-temporary home, files dropped into the landing folder over time, nobody clicks anything."""
+temporary home with the bundled demo's two pipelines (a classifier and a regressor), files
+dropped into their landing folders over time, nobody clicks anything."""
 
 import urllib.request
 
@@ -7,9 +8,9 @@ import dagster as dg
 import pytest
 
 from ml_assets.demo.simulator import make_version
-from ml_assets.registry.mlflow_wiring import ModelRegistry
+from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.storage import VersionedStore
-from ml_assets_tests.conftest import WebhookServer, breast_cancer
+from ml_assets_tests.conftest import WebhookServer, breast_cancer, diabetes
 from ml_assets_tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +46,11 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
     try:
         dev = dagster_dev_factory({"ML_ASSETS_WEBHOOK_URL": webhook.url})
         home = tmp_path / "home"
-        landing = home / "landing"
+        landing = home / "landing" / "breast_cancer"  # the bundled demo: a subfolder each
         landing.mkdir(parents=True)
         store = VersionedStore(home / "store", "breast_cancer")
-        registry = ModelRegistry(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", model_name="breast_cancer")
+        registry = RegisteredModel(f"sqlite:///{home / 'mlflow.db'}", "breast_cancer")
+        regressor = RegisteredModel(f"sqlite:///{home / 'mlflow.db'}", "diabetes")
 
         wait_for(lambda: urllib.request.urlopen(f"{dev.url}/server_info", timeout=2).status == 200,
                  120, "the Dagster webserver")
@@ -59,6 +61,13 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
         champion = wait_for(registry.champion, 240, "the first champion", interval=2)
         first = next(iter(store.versions()))
         assert champion["data_version"] == first
+        # nothing landed for the regressor: its sensor started no run
+        instance = dev.instance()
+        assert {r.job_name for r in instance.get_runs()} == {"breast_cancer__train_version"}
+        (home / "landing" / "diabetes").mkdir(parents=True, exist_ok=True)
+        (home / "landing" / "diabetes" / "visits.csv").write_text(diabetes().to_csv(index=False))
+        regression_champion = wait_for(regressor.champion, 240, "the regressor's champion", interval=2)
+        assert regression_champion["data_version"] in VersionedStore(home / "store", "diabetes").versions()
 
         # the same bytes under another name: not a new version
         (landing / "first copy.csv").write_bytes((landing / "first.csv").read_bytes())
@@ -75,7 +84,6 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
         (landing / "bad.csv").write_text(bad.to_csv(index=False))
         wait_for(lambda: any(k.startswith("bad-") for k in store.versions()), 60, "bad.csv registered")
         bad_key = next(k for k in store.versions() if k.startswith("bad-"))
-        instance = dev.instance()
         [run] = wait_for(lambda: finished_runs(instance, bad_key), 180, "the bad file's run", interval=2)
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert registry.champion()["data_version"] == drifted_key
@@ -87,8 +95,11 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
         assert any(first in t for t in promoted) and any(drifted_key in t for t in promoted)
 
         # one run per version, ever: the duplicate never got one, nor did any version twice
-        keys = [r.tags.get("dagster/partition") for r in instance.get_runs()]
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="breast_cancer__train_version"))
+        keys = [r.tags.get("dagster/partition") for r in runs]
         assert sorted(keys) == sorted([first, drifted_key, bad_key])
+        [regression_run] = instance.get_runs(filters=dg.RunsFilter(job_name="diabetes__train_version"))
+        assert regression_run.status == dg.DagsterRunStatus.SUCCESS
         assert webhook.url not in dev.log_text()
     finally:
         webhook.close()

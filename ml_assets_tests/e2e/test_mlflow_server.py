@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from ml_assets.graph import REGISTERED_MODEL_VERSION, asset_key
+from ml_assets.graph import REGISTERED_MODEL_VERSION, DagsterNames
 from ml_assets.private_apis import InstanceRef
 from ml_assets_tests.e2e.conftest import free_port
 from ml_assets_tests.e2e.services import BIN, Service, clean_env, ml_assets, start_mlflow_server
@@ -42,7 +42,7 @@ def trained(tmp_path_factory, mlflow_url):
     run = ml_assets(["run"], work, env)
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr}"
     assert "=> registered breast_cancer version 1 and promoted to champion" in run.stdout
-    return {"work": work, "env": env, "landing": work / "home" / "landing" / "breast_cancer.csv",
+    return {"work": work, "env": env, "landing": work / "home" / "landing" / MODEL / "breast_cancer.csv",
             "stdout": run.stdout}
 
 
@@ -111,7 +111,7 @@ def test_model_artifacts_are_stored_by_the_server(mlflow_url, trained):
 
 def test_dagster_links_the_materialization_to_the_mlflow_run_and_version(mlflow_url, trained):
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(trained["work"] / "dagster_home")))
-    [record] = instance.fetch_materializations(asset_key(REGISTERED_MODEL_VERSION), limit=1).records
+    [record] = instance.fetch_materializations(DagsterNames.of(MODEL).key(REGISTERED_MODEL_VERSION), limit=1).records
     metadata = record.event_log_entry.asset_materialization.metadata
     run_url = metadata["mlflow_run"]
     version_url = metadata["mlflow_model_version"]
