@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ml_assets.config import PipelineFileError, load_settings
-from ml_assets.environment import BUNDLED_PIPELINE, EnvironmentError_, load_environment
+from ml_assets.environment import BUNDLED_PIPELINES, EnvironmentError_, load_environment
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -36,10 +36,12 @@ def test_regression_defaults(tmp_path):
     assert settings.min_gates == {"r2": 0.0}
 
 
-def test_bundled_demo_pipeline_loads():
-    settings = load_settings(BUNDLED_PIPELINE)
+def test_bundled_demo_pipelines_load():
+    settings = load_settings(BUNDLED_PIPELINES / "breast_cancer.yaml")
     assert settings.name == "breast_cancer"
     assert settings.positive_label == "malignant"
+    regressor = load_settings(BUNDLED_PIPELINES / "diabetes.yaml")
+    assert (regressor.task, regressor.target, regressor.id_columns) == ("regression", "progression", ["visit_id"])
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_environment_defaults(tmp_path):
     assert env.home == tmp_path / ".ml_assets"
     assert env.landing_dir == tmp_path / ".ml_assets" / "landing"
     assert env.tracking_uri == f"sqlite:///{tmp_path / '.ml_assets' / 'mlflow.db'}"
-    assert env.config_path == BUNDLED_PIPELINE
+    assert env.config_path is None and env.pipelines_dir == BUNDLED_PIPELINES
     assert env.sensor_interval == 30
     (tmp_path / "ml_assets.yaml").write_text("name: a\n")
     assert load_environment({}, cwd=tmp_path).config_path == tmp_path / "ml_assets.yaml"

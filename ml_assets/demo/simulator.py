@@ -1,76 +1,113 @@
-"""Demo data: the bundled breast cancer table, and further plausible versions of it.
+"""Demo data: the bundled tables of the demo pipelines, and further plausible versions of them.
 
-A new version is new rows, not a resample of old ones: each row interpolates between two
-patients of the same diagnosis (as SMOTE does) plus a little noise, so a champion trained on
-an earlier version meets rows it has never seen. `drift=True` shifts the measurements of
-size (radius, perimeter, area) upward by one to two standard deviations, the kind of change a
-new scanner calibration makes, so the champion's decision boundary no longer fits.
+A new version is new rows, not a resample of old ones: each row interpolates between two rows
+(as SMOTE does; for a classifier, two rows of the same class, for a regressor any two, the
+target interpolated with them) plus a little noise, so a champion trained on an earlier
+version meets rows it has never seen. `drift=True` shifts a few measurements upward by one to
+two standard deviations, the kind of change a new instrument's calibration makes: breast
+cancer's size measurements (radius, perimeter, area, ...), diabetes' BMI and blood pressure.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 DEMO_DIR = Path(__file__).parent
-DEMO_TABLE = DEMO_DIR / "breast_cancer.csv"
+
+
+@dataclass(frozen=True)
+class DemoTable:
+    """A bundled table, as its demo pipeline (ml_assets/demo/pipelines/<name>.yaml) reads it."""
+
+    name: str
+    path: Path
+    target: str
+    task: str
+    id_column: str
+    drift_columns: re.Pattern
+
+
+DEMO_TABLES = {
+    "breast_cancer": DemoTable("breast_cancer", DEMO_DIR / "breast_cancer.csv", "diagnosis",
+                               "classification", "patient_id",
+                               re.compile(r"(radius|perimeter|area|texture|concav)")),
+    "diabetes": DemoTable("diabetes", DEMO_DIR / "diabetes.csv", "progression", "regression",
+                          "visit_id", re.compile(r"^(bmi|bp)$")),
+}
 DEMO_NAME = "breast_cancer"
-DRIFT_COLUMNS = re.compile(r"(radius|perimeter|area|texture|concav)")
+DEMO_TABLE = DEMO_TABLES[DEMO_NAME].path
+DRIFT_COLUMNS = DEMO_TABLES[DEMO_NAME].drift_columns
 
 
 def landing_has_data(landing_dir: Path, pattern: str = "*.csv") -> bool:
     return landing_dir.is_dir() and any(p.is_file() for p in landing_dir.glob(pattern))
 
 
-def write_base(landing_dir: Path) -> Path | None:
+def write_base(landing_dir: Path, table: DemoTable = DEMO_TABLES[DEMO_NAME]) -> Path | None:
     """Copy the bundled table into the landing folder unless it is already there."""
     landing_dir.mkdir(parents=True, exist_ok=True)
-    target = landing_dir / DEMO_TABLE.name
+    target = landing_dir / table.path.name
     if target.exists():
         return None
-    target.write_bytes(DEMO_TABLE.read_bytes())
+    target.write_bytes(table.path.read_bytes())
     return target
 
 
-def make_version(base: pd.DataFrame, seed: int, drift: bool, target: str = "diagnosis") -> pd.DataFrame:
+def make_version(base: pd.DataFrame, seed: int, drift: bool, target: str = "diagnosis",
+                 table: DemoTable | None = None) -> pd.DataFrame:
+    table = table or DEMO_TABLES[DEMO_NAME]
     rng = np.random.default_rng(seed)
-    numeric = [c for c in base.columns if c not in ("patient_id", target)]
+    numeric = [c for c in base.columns if c not in (table.id_column, target)
+               and pd.api.types.is_numeric_dtype(base[c])]
+    categories = [c for c in base.columns if c not in (table.id_column, target, *numeric)]
+    groups = base.groupby(target, sort=True) if table.task == "classification" else [(None, base)]
     parts = []
-    for label, group in base.groupby(target, sort=True):
-        values = group[numeric].to_numpy(dtype=float)
+    for label, group in groups:
+        interpolated = numeric if label is not None else [*numeric, target]
+        values = group[interpolated].to_numpy(dtype=float)
         n = len(group)
         a, b = rng.integers(0, n, size=n), rng.integers(0, n, size=n)
         t = rng.random((n, 1))
         rows = values[a] + t * (values[b] - values[a])
         rows += rng.normal(0, 0.03, rows.shape) * values.std(axis=0)
-        frame = pd.DataFrame(np.clip(rows, 0, None), columns=numeric)
-        frame[target] = label
+        frame = pd.DataFrame(np.clip(rows, 0, None), columns=interpolated)
+        for column in categories:  # a category is copied from one of the two parents
+            frame[column] = group[column].to_numpy()[a]
+        if label is not None:
+            frame[target] = label
         parts.append(frame)
     out = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     if drift:
         for column in numeric:
-            if DRIFT_COLUMNS.search(column):
+            if table.drift_columns.search(column):
                 shift = rng.uniform(1.0, 2.0) * base[column].std()
                 out[column] = out[column] + shift
-    out.insert(0, "patient_id", [f"P{seed:03d}{i:05d}" for i in range(len(out))])
+    if pd.api.types.is_numeric_dtype(base[table.id_column]):
+        ids = [seed * 100_000 + i for i in range(len(out))]
+    else:
+        ids = [f"P{seed:03d}{i:05d}" for i in range(len(out))]
+    out.insert(0, table.id_column, ids)
     return out[base.columns]
 
 
-def write_versions(landing_dir: Path, count: int, drift: bool) -> list[Path]:
+def write_versions(landing_dir: Path, count: int, drift: bool,
+                   table: DemoTable = DEMO_TABLES[DEMO_NAME]) -> list[Path]:
     """Write `count` further versions, numbered after those already in the landing folder."""
     landing_dir.mkdir(parents=True, exist_ok=True)
-    base = pd.read_csv(DEMO_TABLE)
-    existing = [int(m.group(1)) for p in landing_dir.glob(f"{DEMO_NAME}_v*.csv")
+    base = pd.read_csv(table.path)
+    existing = [int(m.group(1)) for p in landing_dir.glob(f"{table.name}_v*.csv")
                 if (m := re.search(r"_v(\d+)", p.stem))]
     start = max(existing, default=1) + 1
     written = []
     for number in range(start, start + count):
-        frame = make_version(base, seed=number, drift=drift)
+        frame = make_version(base, seed=number, drift=drift, target=table.target, table=table)
         suffix = "_drift" if drift else ""
-        path = landing_dir / f"{DEMO_NAME}_v{number:03d}{suffix}.csv"
+        path = landing_dir / f"{table.name}_v{number:03d}{suffix}.csv"
         tmp = path.with_name(f".{path.name}.tmp")
         frame.to_csv(tmp, index=False, float_format="%.6g")
         tmp.rename(path)  # appears whole: a sensor tick never sees a half-written file
