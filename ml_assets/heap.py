@@ -11,7 +11,7 @@ nothing refers to them). So:
   it imported is frozen (`importing`);
 - when a run starts, the heap is frozen and full collections made rarer (`run_starts`);
 - when a step starts, what the step before it left behind is collected, then frozen
-  (`step_starts`). Dagster's step context and a step's inputs refer to each other, so a step's
+  (`step_starts`), when the previous step grew the process by a large table's worth. Dagster's step context and a step's inputs refer to each other, so a step's
   input table lives on after the step, in a reference cycle; that cycle was made during the
   step, so a collection of the objects made since the last freeze finds it in milliseconds
   where a full one takes tenths of a second, and the table goes with it;
@@ -80,23 +80,46 @@ def run_starts() -> None:
         gc.set_threshold(young, middle, oldest * RUN_OLDEST_THRESHOLD_FACTOR)
     _frozen = True
     gc.freeze()
+    global _resident_at_freeze
+    _resident_at_freeze = _resident_bytes()
 
 
-def step_starts(step: object, release: bool = True) -> None:
-    """A step of the run asks for its first input: collect what the previous step left, then
-    freeze what is alive. Called for every input; only the first of a step collects, and only
-    when there is much to `release` (a large table): small leftovers wait for the run's end,
-    and the collection, which walks every object made since the last freeze (a library
-    imported by the previous step: tenths of a second), is not worth it."""
-    global _step
+def step_starts(step: object, release: bool | None = None) -> None:
+    """A step of the run starts: collect what the previous step left, then freeze what is
+    alive. Only the first call of a step collects, and only when there is much to `release`
+    (by default: the process grew by LARGE_GROWTH_BYTES since the last freeze, a large table's
+    worth): small leftovers wait for the run's end, and the collection, which walks every
+    object made since the last freeze (a library imported by the previous step: tenths of a
+    second), is not worth it."""
+    global _step, _resident_at_freeze
     if not _frozen:
-        return  # not inside a run that froze the heap (an IO manager used on its own)
+        return  # not inside a run that froze the heap
     if step != _step:
         _step = step
+        if release is None:
+            release = _resident_bytes() - _resident_at_freeze >= LARGE_GROWTH_BYTES
         if release:
             gc.collect()  # only the objects made since the last freeze
             give_back_freed_memory()
     gc.freeze()
+    _resident_at_freeze = _resident_bytes()
+
+
+# A step that grew the process this much (a table of a million rows or so) is worth a
+# collection to free what it left once it is garbage.
+LARGE_GROWTH_BYTES = 32 * 1024 * 1024
+_resident_at_freeze = 0
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory (Linux's /proc; elsewhere 0: never a collection)."""
+    import os
+
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def run_ends() -> None:

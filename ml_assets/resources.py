@@ -7,15 +7,16 @@ from typing import Any
 
 import dagster as dg
 
-from ml_assets import heap
+from pydantic import PrivateAttr
+
 from ml_assets.storage import (
+    RecentFrame,
     StoreError,
     VersionedStore,
     load_frame_shared,
     load_model,
     prepare_model_io,
     read_json,
-    recent_frame,
     save_frame,
     save_model,
     write_json,
@@ -47,22 +48,21 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
     """Keeps every asset value in the versioned store, keyed by data version.
 
     Frames go to Parquet (fast, typed, no pickle), reports to JSON, models to skops with a
-    recorded sha256 that is verified before any load. A frame a step of this process just
-    wrote or read is handed to the next step without reading it back (storage.RecentFrame).
+    recorded sha256 that is verified before any load. A frame a step of this run just wrote
+    or read is handed to the next step without reading it back (storage.RecentFrame).
     """
 
     root: str
+    _recent: RecentFrame = PrivateAttr(default_factory=RecentFrame)
 
     def _store(self, context: dg.OutputContext) -> VersionedStore:
         return VersionedStore(Path(self.root), _pipeline_of(context))
 
     def setup_for_execution(self, context) -> None:
-        heap.run_starts()  # cheap garbage collections during the run (see ml_assets/heap.py)
         prepare_model_io()
 
     def teardown_after_execution(self, context) -> None:
-        recent_frame.clear()  # the next run in this process starts without this one's table
-        heap.run_ends()
+        self._recent.clear()  # the run's last table is not kept alive after it
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -75,9 +75,9 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
 
             if isinstance(obj, pd.DataFrame):
                 path = store.artifact_path(key, name, "parquet")
-                recent_frame.clear()
+                self._recent.clear()
                 save_frame(path, obj)
-                recent_frame.put(path, obj)
+                self._recent.put(path, obj)
             elif isinstance(obj, dict):
                 write_json(store.artifact_path(key, name, "json"), obj)
             else:
@@ -90,8 +90,6 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
             ) from None
 
     def load_input(self, context: dg.InputContext) -> Any:
-        # frees what the previous step left behind (its input table, if a large one)
-        heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
         name = context.upstream_output.asset_key.path[-1]
         store = self._store(context.upstream_output)
@@ -102,7 +100,7 @@ class VersionedStoreIOManager(dg.ConfigurableIOManager):
                 f"materialise {name} for this version first"
             )
         if path.suffix == ".parquet":
-            return load_frame_shared(path)
+            return load_frame_shared(path, self._recent)
         if path.suffix == ".json":
             return read_json(path)
         return load_model(path)
@@ -119,6 +117,7 @@ class SnapshotIOManager(dg.ConfigurableIOManager):
     """
 
     root: str
+    _recent: RecentFrame = PrivateAttr(default_factory=RecentFrame)
 
     def _store(self, context: dg.OutputContext) -> VersionedStore:
         return VersionedStore(Path(self.root), _pipeline_of(context))
@@ -126,31 +125,26 @@ class SnapshotIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             return
-        recent_frame.clear()
-        recent_frame.put(self._store(context).snapshot_path(context.partition_key), obj)
+        self._recent.clear()
+        self._recent.put(self._store(context).snapshot_path(context.partition_key), obj)
 
     def load_input(self, context: dg.InputContext) -> Any:
         from ml_assets.core.tables import TableReadError, read_table
 
-        heap.step_starts(_step_key(context), release=recent_frame.is_large())
         key = context.partition_key
         store = self._store(context.upstream_output)
-        frame = recent_frame.get(store.snapshot_path(key))
+        frame = self._recent.get(store.snapshot_path(key))
         if frame is not None:
             return frame
-        recent_frame.clear()
+        self._recent.clear()
         path = store.verify_snapshot(key)
         try:
             frame = read_table(path)
         except TableReadError as exc:
             raise StoreError(f"raw_data of data version {key}: {path} cannot be read as a "
                              f"table: {exc}") from None
-        recent_frame.put(path, frame)
+        self._recent.put(path, frame)
         return frame
 
-
-def _step_key(context: dg.InputContext) -> str | None:
-    try:
-        return context.step_context.step.key
-    except dg.DagsterInvariantViolationError:  # an input context built outside a run
-        return None
+    def teardown_after_execution(self, context) -> None:
+        self._recent.clear()

@@ -348,16 +348,17 @@ def save_frame(path: Path, df) -> None:
 
 
 class RecentFrame:
-    """The frame this process last wrote to or read from the store, for the next step.
+    """The frame an IO manager last wrote to or read from the store, for the next step.
 
-    Under the in-process executor every step of a run shares one process, so the step after
-    `features` can take the frame `features` just wrote instead of decoding the Parquet file
-    again (each consumer of the features table did: model, evaluation_report, drift_report).
-    The stored file stays the record; the frame is handed on only while that file is the one
-    it was written to or read from (same inode, size and mtime: an atomic rewrite by another
-    run changes the inode). One slot, so at most one table is kept alive; the IO manager
-    clears it when a run ends. Steps treat input frames as read-only, as they must under any
-    IO manager that can hand one object to several consumers.
+    Under the in-process executor every step of a run shares one process and one IO manager,
+    so the step after `features` can take the frame `features` just wrote instead of decoding
+    the Parquet file again (each consumer of the features table did: model, evaluation_report,
+    drift_report; `benchmarks/tuning.py` measures what that saves). The stored file stays the
+    record; the frame is handed on only while that file is the one it was written to or read
+    from (same inode, size and mtime: an atomic rewrite by another run changes the inode). One
+    slot, so at most one table is kept alive; each IO manager holds its own and clears it when
+    its run ends. Steps treat input frames as read-only, as they must under any IO manager
+    that can hand one object to several consumers.
     """
 
     def __init__(self) -> None:
@@ -385,26 +386,15 @@ class RecentFrame:
     def clear(self) -> None:
         self._entry = None
 
-    def is_large(self) -> bool:
-        """Whether the frame held is a large table (the previous step's was likely one too)."""
-        if self._entry is None:
-            return False
-        frame = self._entry[2]
-        return int(frame.memory_usage(index=False, deep=False).sum()) >= LARGE_FRAME_BYTES
 
 
-# A table this large (a million rows or so) is worth a collection to free once it is garbage.
-LARGE_FRAME_BYTES = 32 * 1024 * 1024
-recent_frame = RecentFrame()
-
-
-def load_frame_shared(path: Path):
-    """load_frame, or the frame this process last wrote to or read from that same file."""
-    frame = recent_frame.get(path)
+def load_frame_shared(path: Path, recent: RecentFrame):
+    """load_frame, or the frame `recent` holds of that same file."""
+    frame = recent.get(path)
     if frame is None:
-        recent_frame.clear()  # the old table is not kept alive while the new one is read
+        recent.clear()  # the old table is not kept alive while the new one is read
         frame = load_frame(path)
-        recent_frame.put(path, frame)
+        recent.put(path, frame)
     return frame
 
 

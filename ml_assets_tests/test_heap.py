@@ -11,8 +11,12 @@ import dagster as dg
 import pandas as pd
 
 from ml_assets import heap
+from ml_assets.executor import in_process_by_default
 from ml_assets.partitions import data_version_partitions
+from ml_assets.pipelines import PIPELINE_METADATA
 from ml_assets.resources import VersionedStoreIOManager
+
+PARTITIONS = data_version_partitions("heap__data_version")
 
 
 class Table:
@@ -29,7 +33,7 @@ def test_what_a_step_left_in_a_reference_cycle_is_freed_when_the_next_step_start
         context["self"] = context  # the step's context and its inputs refer to each other
         del table, context
         assert gone() is not None  # only the cycle holds it, and no collection has run yet
-        heap.step_starts("features")
+        heap.step_starts("features", release=True)
         assert gone() is None
         assert heap.heap_frozen()
     finally:
@@ -79,6 +83,22 @@ def test_imports_run_without_automatic_collections_and_end_frozen():
         gc.unfreeze()
 
 
+def test_a_step_that_grew_the_process_by_a_large_table_is_collected_after():
+    heap.run_starts()
+    try:
+        heap.step_starts("features")
+        table = [bytearray(1024) for _ in range(heap.LARGE_GROWTH_BYTES // 1024 + 4096)]
+        gone = weakref.ref(leftover := Table())
+        leftover.rows = table
+        cycle = {"inputs": [leftover]}
+        cycle["self"] = cycle
+        del table, leftover, cycle
+        heap.step_starts("model")  # grew by more than LARGE_GROWTH_BYTES: collected
+        assert gone() is None
+    finally:
+        heap.run_ends()
+
+
 def test_a_step_start_outside_a_run_leaves_the_heap_alone():
     heap.step_starts("model")
     assert not heap.heap_frozen() and gc.get_freeze_count() == 0
@@ -99,25 +119,26 @@ def test_an_exiting_process_freezes_its_heap_before_the_interpreter_shuts_down()
     assert out.split("\n")[:2] == ["frozen before exit: False", "frozen at exit: True"]
 
 
-# A three-step graph through the real IO manager under dg.execute_job (what ml-assets run and
-# the run worker use; execute_in_process would keep every output for its result object).
+# A three-step graph through the real IO manager and the code location's executor under
+# dg.execute_job (what ml-assets run and the run worker use; execute_in_process would keep
+# every output for its result object). The table is large enough to be worth a collection.
 ALIVE: dict[str, bool] = {}
 FIRST_TABLE: list[weakref.ref] = []
 
 
-@dg.asset(partitions_def=data_version_partitions)
+@dg.asset(partitions_def=PARTITIONS, metadata={PIPELINE_METADATA: "heap"})
 def first_table() -> pd.DataFrame:
-    table = pd.DataFrame({"x": range(1000), "y": ["a", "b"] * 500})
+    table = pd.DataFrame({"x": range(3_000_000), "y": ["a", "b"] * 1_500_000})
     FIRST_TABLE.append(weakref.ref(table))
     return table
 
 
-@dg.asset(partitions_def=data_version_partitions)
+@dg.asset(partitions_def=PARTITIONS, metadata={PIPELINE_METADATA: "heap"})
 def second_table(first_table: pd.DataFrame) -> pd.DataFrame:
     return first_table.assign(z=first_table["x"] * 2)
 
 
-@dg.asset(partitions_def=data_version_partitions)
+@dg.asset(partitions_def=PARTITIONS, metadata={PIPELINE_METADATA: "heap"})
 def third_step(second_table: pd.DataFrame) -> dict:
     ALIVE["first_table"] = FIRST_TABLE[-1]() is not None
     return {"rows": len(second_table)}
@@ -127,14 +148,14 @@ def heap_job():
     return dg.Definitions(
         assets=[first_table, second_table, third_step],
         jobs=[dg.define_asset_job("heap_job")],
-        resources={"io_manager": VersionedStoreIOManager(root=heap_job.root, pipeline="heap")},
-        executor=dg.in_process_executor,  # the code location's default
+        resources={"io_manager": VersionedStoreIOManager(root=heap_job.root)},
+        executor=in_process_by_default(),  # the code location's own
     ).resolve_job_def("heap_job")
 
 
 def test_a_run_frees_a_table_once_no_step_needs_it_and_thaws_the_heap(tmp_path, instance):
     heap_job.root = str(tmp_path / "store")
-    instance.add_dynamic_partitions("data_version", ["v1"])
+    instance.add_dynamic_partitions(PARTITIONS.name, ["v1"])
     with dg.execute_job(dg.reconstructable(heap_job), instance=instance,
                         tags={"dagster/partition": "v1"}) as result:
         assert result.success

@@ -87,11 +87,8 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     import gc
 
     from ml_assets.heap import heap_frozen
-    from ml_assets.storage import recent_frame
 
     assert gc.get_freeze_count() == 0 and not heap_frozen()
-    # and no table of the run is kept alive after it
-    assert recent_frame.get(project.store.artifact_path(key, "features", "parquet")) is None
 
 
 def test_champion_loads_in_a_fresh_process_from_landing_rows(tmp_path, instance):

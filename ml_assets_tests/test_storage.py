@@ -12,7 +12,7 @@ from ml_assets.storage import (
     VersionedStore,
     load_frame_shared,
     load_model,
-    recent_frame,
+    RecentFrame,
     save_frame,
     save_model,
 )
@@ -145,35 +145,18 @@ def test_a_frame_is_handed_on_only_while_its_file_is_unchanged(tmp_path):
     frame = pd.DataFrame({"x": [1.0, 2.0], "plan": pd.Categorical(["a", "b"])})
     save_frame(path, frame)
     save_frame(other, frame.head(1))
-    recent_frame.put(path, frame)
-    try:
-        # the next step of the run gets the very frame the previous one wrote
-        assert load_frame_shared(path) is frame
-        # another file is read from disk, and replaces the one held
-        assert len(load_frame_shared(other)) == 1
-        assert recent_frame.get(path) is None
-        # a file rewritten by another run is read again, never the stale frame
-        recent_frame.put(path, frame)
-        save_frame(path, frame.assign(x=[9.0, 9.0]))
-        reread = load_frame_shared(path)
-        assert reread is not frame and reread["x"].tolist() == [9.0, 9.0]
-        assert reread["plan"].dtype == "category"
-        path.unlink()
-        assert recent_frame.get(path) is None
-    finally:
-        recent_frame.clear()
-
-
-def test_only_a_large_handed_on_table_is_worth_a_collection(tmp_path):
-    import numpy as np
-    import pandas as pd
-
-    from ml_assets.storage import LARGE_FRAME_BYTES, RecentFrame
-
-    held = RecentFrame()
-    assert not held.is_large()
-    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
-    held.put(small, pd.DataFrame({"x": np.zeros(1000)}))
-    assert not held.is_large()
-    held.put(large, pd.DataFrame({"x": np.zeros(LARGE_FRAME_BYTES // 8)}))
-    assert held.is_large()
+    recent = RecentFrame()  # an IO manager's own
+    recent.put(path, frame)
+    # the next step of the run gets the very frame the previous one wrote
+    assert load_frame_shared(path, recent) is frame
+    # another file is read from disk, and replaces the one held
+    assert len(load_frame_shared(other, recent)) == 1
+    assert recent.get(path) is None
+    # a file rewritten by another run is read again, never the stale frame
+    recent.put(path, frame)
+    save_frame(path, frame.assign(x=[9.0, 9.0]))
+    reread = load_frame_shared(path, recent)
+    assert reread is not frame and reread["x"].tolist() == [9.0, 9.0]
+    assert reread["plan"].dtype == "category"
+    path.unlink()
+    assert recent.get(path) is None
