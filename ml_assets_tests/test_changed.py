@@ -13,8 +13,9 @@ TRAINING = set(TRAIN_ASSETS)
 
 
 def materialized_in(instance, run_id):
+    """The assets a run materialised, by name (all of one pipeline: `<slug>/<name>`)."""
     return {
-        e.dagster_event.asset_key.to_user_string()
+        e.dagster_event.asset_key.path[-1]
         for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     }
 

@@ -6,7 +6,7 @@ import json
 
 import dagster as dg
 
-from ml_assets.graph import VALIDATED_DATA, asset_key
+from ml_assets.graph import VALIDATED_DATA, DagsterNames
 from ml_assets_tests.conftest import breast_cancer
 from ml_assets_tests.test_cli import STEP_LINE, cli
 from ml_assets_tests.test_faults import PIPELINE_FILE, instance_at
@@ -71,7 +71,7 @@ def test_a_blocked_version_is_accepted_rerun_and_trained(tmp_path):
 
     instance = instance_at(tmp_path / "dagster_home")
     [validated] = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(VALIDATED_DATA), asset_partitions=[key]),
+        dg.AssetRecordsFilter(asset_key=DagsterNames.of("bc").key(VALIDATED_DATA), asset_partitions=[key]),
         limit=1,
     ).records
     assert validated.asset_materialization.metadata["contract_revision"].value == 2

@@ -65,9 +65,9 @@ def stale_assets(instance, defs: dg.Definitions, partition: str, names: DagsterN
             continue
         reasons = []
         for cause in resolver.get_stale_root_causes(key, partition):
-            where = cause.key.asset_key.to_user_string()
+            where = cause.key.asset_key.path[-1]  # within one pipeline: its asset's name
             if cause.dependency is not None:
-                reasons.append(f"{where}: {cause.reason} ({cause.dependency.asset_key.to_user_string()})")
+                reasons.append(f"{where}: {cause.reason} ({cause.dependency.asset_key.path[-1]})")
             else:
                 reasons.append(f"{where}: {cause.reason}")
         stale.append(StaleAsset(name, sorted(set(reasons))))
