@@ -9,9 +9,7 @@ from dagster_k8s import k8s_job_executor
 
 import ml_assets.definitions as in_process  # a module, not its `defs`: one Definitions per module
 from ml_assets.deploy import with_executor
-from ml_assets.environment import load_environment
 from ml_assets.graph import MODEL, RAW_DATA
-from ml_assets.pipelines import load_catalog
 
 __all__ = ["EXECUTOR_CONFIG", "defs"]
 
@@ -31,11 +29,12 @@ EXECUTOR_CONFIG = {
     # by step key, `<slug>__<asset>`: the same for every pipeline of the code location
     "per_step_k8s_config": {
         step: config
-        for pipeline in load_catalog(load_environment()).pipelines
+        # every pipeline's job, from pipeline files or the defs folder: `<slug>__train_version`
+        for slug in (job.name.removesuffix("__train_version") for job in in_process.defs.jobs)
         for step, config in {
             # fitting the model holds the training table and the trees; it uses both cores
-            f"{pipeline.slug}__{MODEL}": _resources("2", "4Gi", "4", "8Gi"),
-            f"{pipeline.slug}__{RAW_DATA}": _resources("250m", "512Mi", "1", "2Gi"),
+            f"{slug}__{MODEL}": _resources("2", "4Gi", "4", "8Gi"),
+            f"{slug}__{RAW_DATA}": _resources("250m", "512Mi", "1", "2Gi"),
         }.items()
     },
     # step Jobs are garbage-collected with their run's pod

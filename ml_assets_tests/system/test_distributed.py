@@ -1,6 +1,7 @@
-"""Scale-out: the steps of several data versions run on two Celery workers (dagster-celery,
-Debian's redis-server as broker), each a separate process on 127.0.0.1, launched the way a
-production deployment launches a run: `dagster job execute` against a persistent instance."""
+"""Scale-out: the steps of several data versions of the two demo pipelines run on two Celery
+workers (dagster-celery, Debian's redis-server as broker), each a separate process on
+127.0.0.1, launched the way a production deployment launches a run: `dagster job execute`
+against a persistent instance."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ml_assets.graph import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS, DagsterNames
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.services import BIN, Service, clean_env, ml_assets
 from ml_assets_tests.system.conftest import RedisServer
@@ -22,6 +23,10 @@ pytestmark = pytest.mark.system
 
 MODULE = "ml_assets.deploy.celery_definitions"
 ASSETS = set(ALL_ASSETS)
+# How many of each demo pipeline's versions run: two of the classifier, so that the second is
+# compared with the champion the first made; one of the regressor, so that a second pipeline's
+# job runs on the same workers.
+VERSIONS_RUN = {"breast_cancer": 2, "diabetes": 1}
 
 
 def descendants(pid: int) -> set[int]:
@@ -54,21 +59,27 @@ def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypat
             MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}",
             ML_ASSETS_CELERY_BROKER=redis.url(),
         )
-        # two data versions, registered as new_data_sensor registers them
+        # two data versions of each demo pipeline; those that run registered as
+        # new_data_sensor registers them, each into its pipeline's partitions
         assert ml_assets(["demo", "--versions", "1"], tmp_path, env).returncode == 0
         for name in ("DAGSTER_HOME", "ML_ASSETS_HOME", "MLFLOW_TRACKING_URI"):
             monkeypatch.setenv(name, env[name])
-        from ml_assets.config import load_settings
         from ml_assets.environment import load_environment
+        from ml_assets.pipelines import load_catalog
         from ml_assets.storage import VersionedStore
 
-        project = load_environment(env, cwd=tmp_path)
-        settings = load_settings(project.config_path)
-        store = VersionedStore(project.store_root, settings.name)
-        keys = [r.key for r in store.scan_landing(project.landing_dir, settings.landing_glob).new]
-        assert len(keys) == 2
+        catalog = load_catalog(load_environment(env, cwd=tmp_path))
+        assert catalog.names == list(VERSIONS_RUN) and not catalog.invalid
+        keys: dict[str, str] = {}  # data version -> its pipeline
         with dg.DagsterInstance.get() as instance:
-            instance.add_dynamic_partitions("data_version", keys)
+            for pipeline in catalog.pipelines:
+                store = VersionedStore(pipeline.env.store_root, pipeline.name)
+                landed = [r.key for r in store.scan_landing(pipeline.env.landing_dir,
+                                                            pipeline.settings.landing_glob).new]
+                assert len(landed) == 2, (pipeline.name, landed)
+                run_here = landed[:VERSIONS_RUN[pipeline.name]]
+                instance.add_dynamic_partitions(pipeline.names.partitions, run_here)
+                keys.update(dict.fromkeys(run_here, pipeline.name))
 
         # two workers, one step at a time each, as two hosts would run them (started once the
         # instance exists: two processes creating a fresh sqlite instance race on its schema)
@@ -86,9 +97,9 @@ def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypat
 
         # launched one after the other: promotions compare with the champion of the moment
         launchers = {}
-        for key in keys:
+        for key, pipeline in keys.items():
             launch = subprocess.Popen(
-                [str(BIN / "dagster"), "job", "execute", "-m", MODULE, "-j", "train_version",
+                [str(BIN / "dagster"), "job", "execute", "-m", MODULE, "-j", DagsterNames.of(pipeline).job,
                  "--tags", json.dumps({"dagster/partition": key})],
                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             )
@@ -99,14 +110,16 @@ def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypat
         worker_pids = {w.name: descendants(w.process.pid) for w in workers}
         used_workers = set()
         with dg.DagsterInstance.get() as instance:
-            for key in keys:
+            for key, pipeline in keys.items():
+                names = DagsterNames.of(pipeline)
                 [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
                 assert run.status == dg.DagsterRunStatus.SUCCESS
+                assert run.job_name == names.job
                 starts = instance.get_records_for_run(
                     run.run_id, of_type=dg.DagsterEventType.STEP_START).records
                 steps = {r.event_log_entry.dagster_event.step_key: r.event_log_entry.dagster_event.pid
                          for r in starts}
-                assert ASSETS <= set(steps), steps
+                assert {f"{names.slug}__{asset}" for asset in ASSETS} <= set(steps), steps
                 for step, pid in steps.items():
                     assert pid not in (launchers[key], os.getpid()), f"{step} ran in the launching process"
                     owner = [name for name, pids in worker_pids.items() if pid in pids]
@@ -115,25 +128,30 @@ def test_steps_of_several_versions_run_on_two_celery_workers(tmp_path, monkeypat
                 materialized = instance.get_records_for_run(
                     run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
                 assert {r.event_log_entry.dagster_event.asset_key.to_user_string()
-                        for r in materialized} == ASSETS
+                        for r in materialized} == {f"{names.slug}/{asset}" for asset in ASSETS}
         assert used_workers == {"worker1", "worker2"}, used_workers
         for worker in workers:
             assert "Executing steps" in worker.log_text() or "succeeded in" in worker.log_text()
 
-        # both versions registered in MLflow, tagged with their data version and Dagster run
+        # every version registered in its pipeline's MLflow model, tagged with its data version
+        # and Dagster run
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-        experiment = client.get_experiment_by_name(settings.name)
         with dg.DagsterInstance.get() as instance:
-            dagster_runs = [r.run_id for r in instance.get_runs()]
-        for run_id in dagster_runs:  # one MLflow run per Dagster run, wherever its steps ran
-            [mlflow_run] = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run_id}'")
-            assert mlflow_run.info.status == "FINISHED"
-        assert len(client.search_runs([experiment.experiment_id])) == len(dagster_runs) == 2
-        versions = client.search_model_versions(f"name = '{settings.name}'")
-        assert sorted(v.tags["data_version"] for v in versions) == sorted(keys)
-        assert client.get_model_version_by_alias(settings.name, "champion").tags["data_version"] in keys
+            all_runs = instance.get_runs()
+        assert len(all_runs) == len(keys)
+        for pipeline, count in VERSIONS_RUN.items():
+            experiment = client.get_experiment_by_name(pipeline)
+            own_keys = sorted(k for k, p in keys.items() if p == pipeline)
+            dagster_runs = [r.run_id for r in all_runs if r.job_name == DagsterNames.of(pipeline).job]
+            for run_id in dagster_runs:  # one MLflow run per Dagster run, wherever its steps ran
+                [mlflow_run] = client.search_runs([experiment.experiment_id], f"tags.dagster_run_id = '{run_id}'")
+                assert mlflow_run.info.status == "FINISHED"
+            assert len(client.search_runs([experiment.experiment_id])) == len(dagster_runs) == count
+            versions = client.search_model_versions(f"name = '{pipeline}'")
+            assert sorted(v.tags["data_version"] for v in versions) == own_keys
+            assert client.get_model_version_by_alias(pipeline, "champion").tags["data_version"] in own_keys
     finally:
         for worker in workers:
             worker.stop()

@@ -5,12 +5,14 @@ probe, and the Dockerfile installs what is pinned here."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
 import pytest
 import yaml
 
+from ml_assets.graph import DagsterNames
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.conftest import free_port, wait_for
 from ml_assets_tests.e2e.services import BIN, Service, clean_env
@@ -73,16 +75,46 @@ def test_the_code_location_loads_with_the_k8s_job_executor():
 
     from ml_assets.deploy import k8s_definitions
 
-    job = k8s_definitions.defs.resolve_job_def(k8s_definitions.TRAIN_JOB)
-    assert job.executor_def.name == "k8s"
     config = k8s_definitions.EXECUTOR_CONFIG
     assert validate_config(k8s_job_executor.config_schema.config_type, config).success
     for step in [config["step_k8s_config"], *config["per_step_k8s_config"].values()]:
         resources = step["container_config"]["resources"]
         assert set(resources) == {"requests", "limits"}
-    # every per-step override names a real step of the job
-    assert set(config["per_step_k8s_config"]) <= {n.name for n in job.nodes}
+    # every pipeline's training job, whether from a pipeline file or a component
+    jobs = [k8s_definitions.defs.resolve_job_def(j.name) for j in k8s_definitions.defs.jobs]
+    assert jobs
+    steps_of_jobs = set()
+    for job in jobs:
+        assert job.executor_def.name == "k8s", job.name
+        slug = job.name.removesuffix("__train_version")
+        assert job.name == DagsterNames(slug).job
+        # training and ingestion get their own resources in every pipeline
+        assert {f"{slug}__model", f"{slug}__raw_data"} <= set(config["per_step_k8s_config"]), job.name
+        steps_of_jobs |= {n.name for n in job.nodes}
+    # every per-step override names a real step of a pipeline's job
+    assert set(config["per_step_k8s_config"]) <= steps_of_jobs, set(config["per_step_k8s_config"]) - steps_of_jobs
     dg.Definitions.validate_loadable(k8s_definitions.defs)
+
+
+def test_the_bundled_demo_gets_per_step_resources_for_both_pipelines(tmp_path):
+    """What the image serves with no pipeline of the user's: the two demo pipelines, each
+    with its own `<slug>__model` and `<slug>__raw_data` resources (a fresh process, so that
+    the environment of this test process cannot choose the pipelines)."""
+    env = clean_env(ML_ASSETS_HOME=str(tmp_path / "home"), DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    script = ("import json; from ml_assets.deploy import k8s_definitions as k; "
+              "print(json.dumps({'steps': sorted(k.EXECUTOR_CONFIG['per_step_k8s_config']), "
+              "'jobs': sorted(j.name for j in k.defs.jobs), "
+              "'executors': sorted({k.defs.resolve_job_def(j.name).executor_def.name for j in k.defs.jobs})}))")
+    loaded = subprocess.run([str(BIN / "python"), "-c", script], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    found = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert found == {
+        "steps": ["breast_cancer__model", "breast_cancer__raw_data", "diabetes__model", "diabetes__raw_data"],
+        "jobs": ["breast_cancer__train_version", "diabetes__train_version"],
+        "executors": ["k8s"],
+    }
 
 
 def test_the_grpc_server_answers_the_chart_health_probe(values, tmp_path):

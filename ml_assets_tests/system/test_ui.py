@@ -1,9 +1,11 @@
-"""The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 in a temporary home trains the
-demo by itself and blocks a bad file; headless Chromium (Debian's, driven by Playwright) then
-checks what a user looks at: the asset graph and its lineage, the evaluation report with its
-metrics and plots, the checks of each version, the data-version partitions, and what an edit
-of the model's hyperparameters makes stale (the same answer as `ml-assets run --changed`).
-Full-page screenshots go to test-artifacts/ui/."""
+"""The Dagster UI in a real browser: `dagster dev` on 127.0.0.1 in a temporary home, its
+pipelines folder (ML_ASSETS_PIPELINES) holding the two demo pipeline files and a broken third,
+trains both demo pipelines by itself and blocks a bad file; headless Chromium (Debian's, driven
+by Playwright) then checks what a user looks at: one group of seven assets per pipeline and their
+lineage, the evaluation report with its metrics and plots, the checks of each version, the
+data-version partitions, what an edit of the model's hyperparameters makes stale (the same
+answer as `ml-assets run --changed`), and the broken file shown as an asset and a sensor of its
+own while the others load. Full-page screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import urllib.request
 import dagster as dg
 import pytest
 
-from ml_assets.graph import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS, DagsterNames
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
 from ml_assets_tests.e2e.services import BIN
@@ -24,17 +26,30 @@ pytestmark = pytest.mark.system
 
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 ASSETS = list(ALL_ASSETS)
+# The demo pipeline whose pages are looked at, and the other one beside it.
+PIPELINE = "breast_cancer"
+OTHER = "diabetes"
+# A pipeline file with a typo in its task, beside the two demo files.
+BROKEN = "name: broken\ntarget: outcome\ntask: clasification\n"
+BROKEN_ERROR = "key 'task': expected one of 'classification' or 'regression', got 'clasification'"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
 def trained_ui(tmp_path):
-    """`dagster dev` that has trained the demo (champion) and blocked a file missing a column."""
-    from ml_assets.registry.mlflow_wiring import ModelRegistry
+    """`dagster dev` over a pipelines folder (the two demo files and a broken one) that has
+    trained both demo pipelines (champions) and blocked a breast cancer file missing a column."""
+    from ml_assets.environment import BUNDLED_PIPELINES
+    from ml_assets.registry.mlflow_wiring import RegisteredModel
     from ml_assets.storage import VersionedStore
 
-    dev = DagsterDev(tmp_path)
+    pipelines = tmp_path / "our_pipelines"
+    pipelines.mkdir()
+    for demo_file in BUNDLED_PIPELINES.glob("*.yaml"):
+        (pipelines / demo_file.name).write_text(demo_file.read_text())
+    (pipelines / "broken.yaml").write_text(BROKEN)
+    dev = DagsterDev(tmp_path, {"ML_ASSETS_PIPELINES": str(pipelines)})
     try:
         wait_for(lambda: urllib.request.urlopen(f"{dev.url}/server_info", timeout=2).status == 200,
                  120, "the Dagster webserver")
@@ -42,30 +57,41 @@ def trained_ui(tmp_path):
                               capture_output=True, text=True, timeout=120, check=False)
         assert demo.returncode == 0, demo.stderr
         home = tmp_path / "home"
-        store = VersionedStore(home / "store", "breast_cancer")
         instance = dev.instance()
 
         def finished_runs(key):
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": key}))
             return [r for r in runs if r.is_finished]
 
-        # Watched through the Dagster instance, not the MLflow store: a test polling a fresh
-        # MLflow sqlite file races the run that creates its tables.
-        good = wait_for(lambda: next(iter(store.versions()), None), 120, "the demo file to become a data version")
-        [run] = wait_for(lambda: finished_runs(good), 300, "the sensor's run of the demo version", interval=2)
-        assert run.status == dg.DagsterRunStatus.SUCCESS, dev.log_text()[-3000:]
-        registry = ModelRegistry(tracking_uri=f"sqlite:///{home / 'mlflow.db'}", model_name="breast_cancer")
-        assert registry.champion()["data_version"] == good
+        def champion_trained(pipeline: str) -> str:
+            """The demo file's data version, once its sensor-requested run made it champion."""
+            store = VersionedStore(home / "store", pipeline)
+            # Watched through the Dagster instance, not the MLflow store: a test polling a
+            # fresh MLflow sqlite file races the run that creates its tables.
+            key = wait_for(lambda: next(iter(store.versions()), None), 120,
+                           f"the {pipeline} demo file to become a data version")
+            # both pipelines train at once, one run each
+            [run] = wait_for(lambda: finished_runs(key), 420, f"the sensor's run of {key}", interval=2)
+            assert run.status == dg.DagsterRunStatus.SUCCESS, dev.log_text()[-3000:]
+            assert run.job_name == DagsterNames.of(pipeline).job
+            registry = RegisteredModel(f"sqlite:///{home / 'mlflow.db'}", pipeline)
+            assert registry.champion()["data_version"] == key
+            return key
+
+        good = champion_trained(PIPELINE)
+        other_good = champion_trained(OTHER)
 
         import pandas as pd
 
-        bad_rows = pd.read_csv(home / "landing" / "breast_cancer.csv").head(120).drop(columns=["mean_area"])
-        (home / "landing" / "scanner_b.csv").write_text(bad_rows.to_csv(index=False))
+        landing = home / "landing" / PIPELINE  # a pipeline of a folder lands in its own subfolder
+        bad_rows = pd.read_csv(landing / "breast_cancer.csv").head(120).drop(columns=["mean_area"])
+        (landing / "scanner_b.csv").write_text(bad_rows.to_csv(index=False))
+        store = VersionedStore(home / "store", PIPELINE)
         bad = wait_for(lambda: next((k for k in store.versions() if k.startswith("scanner_b-")), None),
                        120, "scanner_b.csv to become a data version")
         [run] = wait_for(lambda: finished_runs(bad), 180, "the bad version's run to finish", interval=2)
         assert run.status == dg.DagsterRunStatus.FAILURE
-        yield dev, good, bad
+        yield dev, pipelines, good, bad, other_good
     finally:
         dev.stop()
 
@@ -102,6 +128,28 @@ class Browser:
             ".trim().split('\\n')[0].trim()).filter(Boolean)")
         return {_full_name(label) for label in labels}
 
+    def graph_groups(self) -> dict[str, set[str]]:
+        """{group: the asset names on the nodes drawn inside its box} of an expanded graph.
+        A group's header carries its full name as a tooltip; a node belongs to the group
+        whose box holds its centre."""
+        boxes = self.page.locator("foreignObject").evaluate_all(
+            "nodes => nodes.map(n => { const r = n.getBoundingClientRect();"
+            " const tip = n.querySelector('[data-tooltip]');"
+            " return {group: tip ? tip.getAttribute('data-tooltip') : null,"
+            " label: ((n.firstElementChild && n.firstElementChild.innerText) || '')"
+            ".trim().split('\\n')[0].trim(), x: r.x, y: r.y, w: r.width, h: r.height}; })")
+        groups = [b for b in boxes if b["group"]]
+        found: dict[str, set[str]] = {g["group"]: set() for g in groups}
+        for node in boxes:
+            if node["group"] or not node["label"]:
+                continue
+            cx, cy = node["x"] + node["w"] / 2, node["y"] + node["h"] / 2
+            owners = [g["group"] for g in groups
+                      if g["x"] <= cx <= g["x"] + g["w"] and g["y"] <= cy <= g["y"] + g["h"]]
+            assert len(owners) == 1, f"node {node['label']!r} drawn in groups {owners}"
+            found[owners[0]].add(_full_name(node["label"]))
+        return found
+
     def close(self):
         self.browser.close()
 
@@ -118,7 +166,7 @@ def _full_name(label: str) -> str:
 def test_the_ui_shows_graph_report_checks_and_versions(trained_ui):
     from playwright.sync_api import sync_playwright
 
-    dev, good, bad = trained_ui
+    dev, pipelines, good, bad, other_good = trained_ui
     for old in ARTIFACTS.glob("*.png") if ARTIFACTS.exists() else []:
         old.unlink()
     with sync_playwright() as playwright:
@@ -128,7 +176,8 @@ def test_the_ui_shows_graph_report_checks_and_versions(trained_ui):
             _evaluation_report(browser, good)
             _checks(browser, good, bad)
             _partitions(browser, good, bad)
-            _staleness(browser, dev, good)
+            _staleness(browser, dev, pipelines, good, other_good)
+            _broken_pipeline_file(browser, pipelines)
         finally:
             browser.close()
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == sorted(
@@ -136,30 +185,36 @@ def test_the_ui_shows_graph_report_checks_and_versions(trained_ui):
          "03_lineage_upstream_of_registered_model_version.png", "04_evaluation_report.png",
          "05_evaluation_plots.png", "06_data_contract_checks.png", "07_quality_gate_checks.png",
          "08_data_version_partitions.png", "09_runs.png", "10_model_unsynced_after_edit.png",
-         "11_evaluation_report_unsynced_after_model.png"])
+         "11_evaluation_report_unsynced_after_model.png", "12_invalid_pipeline_file_asset.png",
+         "13_automation_with_invalid_pipeline_file_sensor.png", "14_invalid_pipeline_file_sensor.png"])
 
 
 def _asset_graph_and_lineage(browser: Browser):
     page = browser.open("/asset-groups", "Global asset lineage")
-    page.locator("foreignObject").nth(len(ASSETS) - 1).wait_for()
-    assert browser.graph_nodes() == set(ASSETS)
+    # one group per pipeline (and one for the files that could not be loaded), shown collapsed
+    page.get_by_text("invalid_pipeline_files", exact=True).first.wait_for()
+    expected = {PIPELINE: set(ASSETS), OTHER: set(ASSETS), "invalid_pipeline_files": {"broken"}}
+    # "Expand all groups", by the keyboard shortcut the graph's menu shows beside it
+    page.keyboard.press("Alt+KeyE")
+    wait_for(lambda: browser.graph_groups() == expected, 30, "every group expanded", interval=0.5)
     browser.shot("01_asset_graph")
 
-    browser.open("/assets/features?view=lineage&lineageScope=downstream&lineageDepth=5", "Downstream")
+    browser.open(f"/assets/{PIPELINE}/features?view=lineage&lineageScope=downstream&lineageDepth=5",
+                 "Downstream")
     wait_for(lambda: len(browser.graph_nodes()) >= 5, 30, "the downstream lineage graph", interval=0.5)
     assert browser.graph_nodes() == {"features", "model", "drift_report", "evaluation_report",
                                      "registered_model_version"}
     browser.shot("02_lineage_downstream_of_features")
 
-    browser.open("/assets/registered_model_version?view=lineage&lineageScope=upstream&lineageDepth=5",
-                 "Upstream")
+    browser.open(f"/assets/{PIPELINE}/registered_model_version?view=lineage&lineageScope=upstream"
+                 "&lineageDepth=5", "Upstream")
     wait_for(lambda: len(browser.graph_nodes()) >= 6, 30, "the upstream lineage graph", interval=0.5)
     assert browser.graph_nodes() == set(ASSETS) - {"drift_report"}
     browser.shot("03_lineage_upstream_of_registered_model_version")
 
 
 def _evaluation_report(browser: Browser, good: str):
-    page = browser.open(f"/assets/evaluation_report?view=partitions&partition={good}", good)
+    page = browser.open(f"/assets/{PIPELINE}/evaluation_report?view=partitions&partition={good}", good)
     page.get_by_text("metric/roc_auc", exact=True).first.wait_for()
     text = browser.text()
     for name in ("metric/accuracy", "metric/roc_auc", "metric/f1", "metric/log_loss", "decision", "plots"):
@@ -188,7 +243,7 @@ def _evaluation_report(browser: Browser, good: str):
 
 def _check_history(browser: Browser, asset: str, check: str) -> tuple[str, str]:
     """The check's overview text, then its execution history (one row per evaluation)."""
-    page = browser.open(f"/assets/{asset}?view=checks&checkDetail={check}", check)
+    page = browser.open(f"/assets/{PIPELINE}/{asset}?view=checks&checkDetail={check}", check)
     page.get_by_text("Latest execution", exact=True).first.wait_for()
     overview = browser.text()
     page.get_by_text("Execution history", exact=True).first.click()
@@ -220,7 +275,7 @@ def _row_status(browser: Browser, partition: str) -> str:
 
 
 def _partitions(browser: Browser, good: str, bad: str):
-    page = browser.open("/assets/registered_model_version?view=partitions", "Partitions")
+    page = browser.open(f"/assets/{PIPELINE}/registered_model_version?view=partitions", "Partitions")
     page.get_by_text(bad, exact=True).first.wait_for()
     text = browser.text()
     assert good in text and bad in text
@@ -232,46 +287,52 @@ def _partitions(browser: Browser, good: str, bad: str):
     browser.shot("09_runs")
 
 
-STALENESS = """query($partition: String!) { assetNodes { assetKey { path }
+STALENESS = """query($partition: String!, $keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) {
+  assetKey { path }
   staleStatus(partition: $partition)
   staleCauses(partition: $partition) { reason key { path } } } }"""
 
 
-def _stale_in_ui(dev: DagsterDev, partition: str) -> dict[str, list[str]]:
-    """What the UI marks Unsynced for a data version: {asset: ["<asset>: <reason>", ...]}.
+def _stale_in_ui(dev: DagsterDev, partition: str, pipeline: str = PIPELINE) -> dict[str, list[str]]:
+    """What the UI marks Unsynced for a data version of a pipeline:
+    {asset: ["<slug>/<asset>: <reason>", ...]}; every one of the pipeline's assets answers.
 
     Asked of the webserver's GraphQL endpoint, as the UI's pages do."""
+    names = DagsterNames.of(pipeline)
+    keys = [{"path": [names.slug, asset]} for asset in ASSETS]
     request = urllib.request.Request(
         f"{dev.url}/graphql",
-        data=json.dumps({"query": STALENESS, "variables": {"partition": partition}}).encode(),
+        data=json.dumps({"query": STALENESS, "variables": {"partition": partition, "keys": keys}}).encode(),
         headers={"Content-Type": "application/json"},
     )
     nodes = json.loads(urllib.request.urlopen(request, timeout=60).read())["data"]["assetNodes"]
+    assert sorted(node["assetKey"]["path"] for node in nodes) == sorted(k["path"] for k in keys)
     return {
-        node["assetKey"]["path"][-1]: [f"{c['key']['path'][-1]}: {c['reason']}" for c in node["staleCauses"]]
+        node["assetKey"]["path"][-1]: ["/".join(c["key"]["path"]) + f": {c['reason']}" for c in node["staleCauses"]]
         for node in nodes
         if node["staleStatus"] == "STALE"
     }
 
 
 def _unsynced_tag(browser: Browser, asset: str, partition: str) -> bool:
-    browser.open(f"/assets/{asset}?view=partitions&partition={partition}", "Latest materialization")
+    browser.open(f"/assets/{PIPELINE}/{asset}?view=partitions&partition={partition}", "Latest materialization")
     return "Unsynced" in browser.text()
 
 
-def _staleness(browser: Browser, dev: DagsterDev, good: str):
-    """Edit model.params, reload: the UI marks model Unsynced and nothing upstream; once model
-    is rematerialised, what follows it; `ml-assets run --changed` then reruns exactly that."""
-    from ml_assets.environment import BUNDLED_PIPELINE
-
+def _staleness(browser: Browser, dev: DagsterDev, pipelines, good: str, other_good: str):
+    """Edit one pipeline's model.params, reload: the UI marks its model Unsynced and nothing
+    upstream nor in the other pipeline; once model is rematerialised, what follows it;
+    `ml-assets run --changed` then reruns exactly that."""
     assert _stale_in_ui(dev, good) == {}
-    # The user's own copy of the demo pipeline file, in the directory `dagster dev` runs in.
-    (dev.root / "ml_assets.yaml").write_text(
-        BUNDLED_PIPELINE.read_text() + "model:\n  params: {learning_rate: 0.05, max_iter: 200}\n")
+    assert _stale_in_ui(dev, other_good, OTHER) == {}
+    pipeline_file = pipelines / f"{PIPELINE}.yaml"
+    pipeline_file.write_text(
+        pipeline_file.read_text() + "model:\n  params: {learning_rate: 0.05, max_iter: 200}\n")
     page = browser.open("/asset-groups", "Global asset lineage")
     page.get_by_role("button", name="Reload definitions").click()
     stale = wait_for(lambda: _stale_in_ui(dev, good), 60, "the reloaded definitions", interval=1)
-    assert stale == {"model": ["model: has a new code version"]}
+    assert stale == {"model": [f"{PIPELINE}/model: has a new code version"]}
+    assert _stale_in_ui(dev, other_good, OTHER) == {}
     assert _unsynced_tag(browser, "model", good)
     browser.shot("10_model_unsynced_after_edit")
     assert not _unsynced_tag(browser, "features", good)
@@ -279,22 +340,61 @@ def _staleness(browser: Browser, dev: DagsterDev, good: str):
     # Dagster marks what follows model once model has a new data version.
     materialize = subprocess.run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "ml_assets.definitions",
-         "--select", "model", "--partition", good],
+         "--select", f"{PIPELINE}/model", "--partition", good],
         cwd=dev.root, env=dev.env, capture_output=True, text=True, timeout=300, check=False)
     assert materialize.returncode == 0, materialize.stderr[-3000:]
     assert _stale_in_ui(dev, good) == {
-        "evaluation_report": ["model: has a new data version"],
-        "registered_model_version": ["model: has a new data version"],
+        "evaluation_report": [f"{PIPELINE}/model: has a new data version"],
+        "registered_model_version": [f"{PIPELINE}/model: has a new data version"],
     }
     assert _unsynced_tag(browser, "evaluation_report", good)
     browser.shot("11_evaluation_report_unsynced_after_model")
 
+    # Every pipeline, as a user runs it: the broken file beside them makes the exit 2 and is
+    # named, and hides neither pipeline's result.
     changed = subprocess.run([str(BIN / "ml-assets"), "run", "--changed"], cwd=dev.root, env=dev.env,
                              capture_output=True, text=True, timeout=300, check=False)
-    assert changed.returncode == 0, changed.stdout + changed.stderr
-    assert "2 stale asset(s)" in changed.stdout
+    output = changed.stdout + changed.stderr
+    assert changed.returncode == 2, output
+    assert f"error: pipeline file not loaded: {pipelines / 'broken.yaml'}: {BROKEN_ERROR}" in changed.stderr, output
+    ours, others = changed.stdout.split(f"=== {OTHER} ===")
+    assert f"{good}  (breast_cancer.csv): 2 stale asset(s)" in ours, output
     for asset in ("raw_data", "validated_data", "features", "drift_report", "model"):
-        assert f"  {asset:<26} skipped" in changed.stdout, changed.stdout
+        assert f"  {asset:<26} skipped" in ours, output
     for asset in ("evaluation_report", "registered_model_version"):
-        assert f"  {asset:<26} ok" in changed.stdout, changed.stdout
+        assert f"  {asset:<26} ok" in ours, output
+    assert "nothing stale: 1 data version(s) up to date" in others, output
+    assert re.search(rf"^  {PIPELINE} +ok$", others, re.MULTILINE), output
+    assert re.search(rf"^  {OTHER} +ok$", others, re.MULTILINE), output
+    assert re.search(r"^  broken\.yaml +not loaded: invalid pipeline file$", others, re.MULTILINE), output
     assert _stale_in_ui(dev, good) == {}
+    assert _stale_in_ui(dev, other_good, OTHER) == {}
+
+
+def _broken_pipeline_file(browser: Browser, pipelines):
+    """The broken file beside the two pipelines: an asset of the group invalid_pipeline_files
+    whose description is the error, and a running sensor of its own saying the same."""
+    page = browser.open("/assets/invalid_pipeline_files/broken", "Description")
+    page.get_by_text("NOT LOADED", exact=False).first.wait_for()
+    text = browser.text()
+    assert f"NOT LOADED: {pipelines / 'broken.yaml'}: {BROKEN_ERROR}" in text, text
+    assert "invalid_pipeline_files" in text and "Never materialized" in text
+    browser.shot("12_invalid_pipeline_file_asset")
+
+    page = browser.open("/automation", "broken__invalid_pipeline_file")
+    listed = {line.strip() for line in browser.text().splitlines()}
+    expected = {"broken__invalid_pipeline_file"} | {
+        getattr(DagsterNames.of(p), sensor)
+        for p in (PIPELINE, OTHER)
+        for sensor in ("new_data_sensor", "drift_sensor", "run_failure_notifier", "weekly_retrain")
+    }
+    assert expected <= listed, expected - listed
+    browser.shot("13_automation_with_invalid_pipeline_file_sensor")
+
+    page.get_by_role("link", name="broken__invalid_pipeline_file").first.click()
+    page.get_by_text("Pipeline file not loaded", exact=False).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    text = browser.text()
+    assert f"Pipeline file not loaded: {pipelines / 'broken.yaml'}: {BROKEN_ERROR}" in text, text
+    assert "Running" in text
+    browser.shot("14_invalid_pipeline_file_sensor")
