@@ -25,12 +25,14 @@ def snapshot_bytes(store_root):
 
 
 def test_corpus_through_the_cli(tmp_path):
+    """The bundled demo's two pipelines; the corpus lands in the classifier's folder."""
     assert cli(tmp_path, "demo").returncode == 0
     assert cli(tmp_path, "run").returncode == 0
-    landing = tmp_path / ".ml_assets" / "landing"
+    landing = tmp_path / ".ml_assets" / "landing" / "breast_cancer"
     store_root = tmp_path / ".ml_assets" / "store"
     before = snapshot_bytes(store_root)
-    first_champion = json.loads(cli(tmp_path, "status", "--json").stdout)["champion"]
+    status_of_classifier = ("status", "--json", "--pipeline", "breast_cancer")
+    first_champion = json.loads(cli(tmp_path, *status_of_classifier).stdout)["champion"]
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
@@ -44,7 +46,7 @@ def test_corpus_through_the_cli(tmp_path):
     assert run.returncode == 1, out  # some versions were blocked
     assert "Traceback" not in out
 
-    status = json.loads(cli(tmp_path, "status", "--json").stdout)
+    status = json.loads(cli(tmp_path, *status_of_classifier).stdout)
     by_file = {v["file"]: v for v in status["versions"]}
     for case in cases:
         if case.kind == "refused":
@@ -82,7 +84,7 @@ def test_corpus_through_the_cli(tmp_path):
 def test_corpus_through_the_sensor(tmp_path, instance):
     project = make_project(tmp_path, "bc", **DATASETS["breast_cancer"][1])
     defs = project.defs()
-    sensor = defs.get_sensor_def("new_data_sensor")
+    sensor = defs.get_sensor_def(project.names.new_data_sensor)
 
     def tick():
         context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),

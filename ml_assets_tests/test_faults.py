@@ -15,7 +15,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ml_assets.graph import ALL_ASSETS
+from ml_assets.graph import ALL_ASSETS, MODEL, REGISTERED_MODEL_VERSION, DagsterNames
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
 from ml_assets_tests.e2e.conftest import free_port, stop_process_group, wait_for
 from ml_assets_tests.test_cli import cli
@@ -23,6 +23,7 @@ from ml_assets_tests.test_cli import cli
 SLOW_MODEL = "model:\n  params: {max_iter: 3000, early_stopping: false, learning_rate: 0.01}\n"
 PIPELINE_FILE = ("name: bc\ntarget: diagnosis\ntask: classification\nid_columns: [patient_id]\n"
                  "positive_label: malignant\n")
+MODEL_STEP = f"{DagsterNames.of('bc').slug}__{MODEL}"  # the step key of PIPELINE_FILE's model
 
 
 def instance_at(path):
@@ -34,7 +35,7 @@ def instance_at(path):
 def model_started(instance):
     for run in instance.get_runs():
         for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START):
-            if entry.step_key == "model":
+            if entry.step_key == MODEL_STEP:
                 return run
     return None
 
@@ -172,9 +173,10 @@ def test_mlflow_registry_lost_during_registration(tmp_path, instance, mlflow_ser
             registration.register = original
         assert not result.success
         retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
-        assert [e.step_key for e in retries] == ["registered_model_version"] * 3
+        registration_step = f"{project.names.slug}__{REGISTERED_MODEL_VERSION}"
+        assert [e.step_key for e in retries] == [registration_step] * 3
         failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-        assert failure.step_key == "registered_model_version"
+        assert failure.step_key == registration_step
         assert "503" in failure.step_failure_data.error.to_string()
 
         proxy.mode = "up"
@@ -187,6 +189,8 @@ def test_mlflow_registry_lost_during_registration(tmp_path, instance, mlflow_ser
 
 
 def test_two_runs_at_the_same_moment_register_and_train_each_version_once(tmp_path):
+    # One pipeline file: each `ml-assets run` then reports on that pipeline alone.
+    (tmp_path / "ml_assets.yaml").write_text(PIPELINE_FILE)
     landing = tmp_path / ".ml_assets" / "landing"
     landing.mkdir(parents=True)
     base = breast_cancer()
@@ -205,10 +209,10 @@ def test_two_runs_at_the_same_moment_register_and_train_each_version_once(tmp_pa
     instance = instance_at(tmp_path / "dagster_home")
     keys = [r.tags["dagster/partition"] for r in instance.get_runs()]
     assert len(keys) == 2 and len(set(keys)) == 2  # one run per version
-    from ml_assets.registry.mlflow_wiring import ModelRegistry
+    from ml_assets.registry.mlflow_wiring import RegisteredModel
 
-    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path / '.ml_assets' / 'mlflow.db'}", model_name="breast_cancer")
-    versions = registry.client().search_model_versions("name='breast_cancer'")
+    registry = RegisteredModel(f"sqlite:///{tmp_path / '.ml_assets' / 'mlflow.db'}", "bc")
+    versions = registry.client().search_model_versions("name='bc'")
     assert sorted(v.tags["data_version"] for v in versions) == sorted(keys)  # trained once each
 
 
@@ -221,9 +225,10 @@ def test_full_or_read_only_store_gives_a_clear_error_and_keeps_what_was_there(tm
     home = tmp_path / "home"
     mount_tmpfs(home, "8m")
     try:
-        landing = tmp_path / "landing"
-        landing.mkdir()
-        env = {"ML_ASSETS_HOME": str(home), "ML_ASSETS_LANDING_DIR": str(landing),
+        landing_dir = tmp_path / "landing"
+        landing = landing_dir / "breast_cancer"  # the bundled demo classifier's own folder
+        landing.mkdir(parents=True)
+        env = {"ML_ASSETS_HOME": str(home), "ML_ASSETS_LANDING_DIR": str(landing_dir),
                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "ML_ASSETS_SETTLE_SECONDS": "0"}
         breast_cancer().to_csv(landing / "good.csv", index=False)
         assert cli(tmp_path, "run", env=env).returncode == 0

@@ -3,7 +3,7 @@ RunRequest for that version, tagged, with the selection a new version gets, and 
 
 import json
 
-from ml_assets.graph import MODEL, asset_key
+from ml_assets.graph import MODEL
 from ml_assets.ingestion.contract_file import request_rerun
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 from ml_assets_tests.ingestion.test_new_data_sensor import apply, tick
@@ -31,7 +31,7 @@ def test_an_accepted_version_is_requested_once_tagged_with_the_new_versions_sele
     assert request.tags["ml_assets/contract_revision"] == "3"
     # under retrain.policy on_drift_or_decay a new version is ingested, not trained: the same
     assert request.asset_selection == new_version_request.asset_selection
-    assert asset_key(MODEL) not in request.asset_selection
+    assert project.names.key(MODEL) not in request.asset_selection
     assert result.dynamic_partitions_requests == []  # the partition exists already
 
     _, again = tick(project, instance)

@@ -6,7 +6,7 @@ import dagster as dg
 from ml_assets.cli.execute import step_note
 from ml_assets.cli.run_summary import summarize_run
 from ml_assets.cli.status import collect_status, render_status
-from ml_assets.graph import FEATURES, TRAIN_ASSETS, asset_key
+from ml_assets.graph import FEATURES, TRAIN_ASSETS
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 # The ten "mean ..." measurements of the breast cancer table.
@@ -26,9 +26,9 @@ def _checks(result) -> dict:
     }
 
 
-def _materialization(instance, asset, key):
+def _materialization(project, instance, asset, key):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=project.names.key(asset), asset_partitions=[key]), limit=1
     ).records
     return records[0].event_log_entry.asset_materialization if records else None
 
@@ -71,10 +71,10 @@ def test_change_is_reported_and_trains_on_breakage_blocks(tmp_path, instance):
     assert "| `expect_column_values_to_be_between` | mean_radius |" in (
         changes.metadata["changes_table"].value
     )
-    validated = _materialization(instance, "validated_data", moved)
+    validated = _materialization(project, instance, "validated_data", moved)
     assert validated.metadata["changed_columns"].value == changed
     for asset in DOWNSTREAM:  # not blocking: the version went on to train
-        assert _materialization(instance, asset, moved) is not None, asset
+        assert _materialization(project, instance, asset, moved) is not None, asset
 
     # `ml-assets run`'s step line and `ml-assets status`: a warning, not a block
     [step] = [s for s in summarize_run(instance, result.run_id).steps if s.step == "validated_data"]
@@ -92,7 +92,7 @@ def test_change_is_reported_and_trains_on_breakage_blocks(tmp_path, instance):
     assert contract.description.startswith(f"data version {slip}: 10 of ")
     assert "- mean_radius: 100.0% of values outside [0, " in contract.description
     for asset in DOWNSTREAM:
-        assert _materialization(instance, asset, slip) is None, asset
+        assert _materialization(project, instance, asset, slip) is None, asset
 
     status = collect_status(project.env, project.settings, instance)
     by_key = {v["data_version"]: v for v in status["versions"]}

@@ -6,7 +6,7 @@ from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 
 def tick(project, instance, cursor=None):
-    sensor = project.defs().get_sensor_def("new_data_sensor")
+    sensor = project.defs().get_sensor_def(project.names.new_data_sensor)
     context = dg.build_sensor_context(
         instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=project.defs()
     )
