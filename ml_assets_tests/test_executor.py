@@ -12,6 +12,7 @@ import sys
 
 import dagster as dg
 
+from ml_assets.graph import ALL_ASSETS, EVALUATION_REPORT
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 MULTIPROCESS = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}}}
@@ -34,7 +35,7 @@ def step_pids(instance, run) -> dict[str, int]:
     return {e.dagster_event.step_key: e.dagster_event.pid for e in starts}
 
 
-def metrics(instance, run) -> dict[str, float]:
+def metrics(instance, run, evaluation_report: dg.AssetKey) -> dict[str, float]:
     """The evaluation's metric/* and the row counts of the run's materialisations."""
     found = {}
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
@@ -42,7 +43,7 @@ def metrics(instance, run) -> dict[str, float]:
         for name, value in materialization.metadata.items():
             if name.startswith("metric/") or name in ("dagster/row_count", "test_rows"):
                 found[f"{materialization.asset_key.to_user_string()} {name}"] = value.value
-    assert any(name.startswith("evaluation_report metric/") for name in found)
+    assert any(name.startswith(f"{evaluation_report.to_user_string()} metric/") for name in found)
     return found
 
 
@@ -65,16 +66,18 @@ def test_steps_run_in_one_process_by_default_and_in_their_own_when_a_run_asks(tm
         assert default_run.status == multiprocess_run.status == dg.DagsterRunStatus.SUCCESS
         assert default_run.run_config.get("execution") is None
 
+        steps = {f"{project.names.slug}__{asset}" for asset in ALL_ASSETS}
         default_pids = step_pids(instance, default_run)
-        assert len(default_pids) == 7 and len(set(default_pids.values())) == 1
+        assert set(default_pids) == steps and len(set(default_pids.values())) == 1
 
         separate_pids = step_pids(instance, multiprocess_run)
-        assert len(separate_pids) == 7 and len(set(separate_pids.values())) == 7
+        assert set(separate_pids) == steps and len(set(separate_pids.values())) == 7
         assert not set(separate_pids.values()) & set(default_pids.values())
 
         # In one process, steps hand frames on without reading them back; in separate ones
         # each step reads the store. The results are the same.
-        assert metrics(instance, default_run) == metrics(instance, multiprocess_run)
+        report = project.names.key(EVALUATION_REPORT)
+        assert metrics(instance, default_run, report) == metrics(instance, multiprocess_run, report)
     # the second run compared with the champion the first made (loaded in its own step
     # process) and registered version 2 of the same model
     assert project.registry().client().get_model_version("bc", "2").tags["data_version"] == key

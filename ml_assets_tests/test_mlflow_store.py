@@ -18,7 +18,7 @@ ready.touch()
 while not go.exists():  # every process imported and waiting: start together
     time.sleep(0.005)
 if mode == "sensor":
-    assert ModelRegistry(tracking_uri=uri, model_name="bc").champion() is None
+    assert ModelRegistry(tracking_uri=uri).model("bc").champion() is None
 else:
     ensure_experiment(uri, "bc", str(go.parent / "mlartifacts"))
 print("ok")

@@ -1,6 +1,6 @@
 """The asset graph end to end through Dagster, on real datasets from scikit-learn's wheel.
 
-Each test runs the `train_version` job in-process on an ephemeral instance against a real
+Each test runs the pipeline's `<slug>__train_version` job in-process on an ephemeral instance against a real
 MLflow sqlite store in a temporary home, and checks what a user would look at: the
 materialisations and their metadata, the checks, the MLflow registry and the champion.
 """
@@ -12,13 +12,13 @@ import sys
 import dagster as dg
 import pytest
 
-from ml_assets.graph import ALL_ASSETS, CHECKS, FEATURES, TRAIN_ASSETS, asset_key
+from ml_assets.graph import ALL_ASSETS, CHECKS, FEATURES, TRAIN_ASSETS
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 
-def materialization(instance, asset, key):
+def materialization(project, instance, asset, key):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(asset), asset_partitions=[key]), limit=1
+        dg.AssetRecordsFilter(asset_key=project.names.key(asset), asset_partitions=[key]), limit=1
     ).records
     return records[0].event_log_entry.asset_materialization if records else None
 
@@ -54,23 +54,23 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     checks = check_results(result)
     assert {n: c.passed for n, c in checks.items()} == {c.name: True for c in CHECKS}
     for asset in ALL_ASSETS:
-        assert materialization(instance, asset, key) is not None, asset
+        assert materialization(project, instance, asset, key) is not None, asset
 
-    raw = materialization(instance, "raw_data", key)
+    raw = materialization(project, instance, "raw_data", key)
     assert raw.tags["dagster/data_version"] == project.store.version(key).sha256
     assert raw.metadata["dagster/row_count"].value == len(df)
 
-    features = materialization(instance, "features", key).metadata
+    features = materialization(project, instance, "features", key).metadata
     assert features["train_rows"].value + features["test_rows"].value == len(df)
 
-    report = materialization(instance, "evaluation_report", key).metadata
+    report = materialization(project, instance, "evaluation_report", key).metadata
     if pipeline["task"] == "classification":
         assert report["metric/roc_auc"].value > 0.9
         assert "data:image/png;base64," in report["plots"].value
     else:
         assert report["metric/r2"].value > 0.2
 
-    drift = materialization(instance, "drift_report", key).metadata
+    drift = materialization(project, instance, "drift_report", key).metadata
     assert drift["reference"].value == "no reference"
 
     champion = project.registry().champion()
@@ -133,7 +133,7 @@ def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
     assert not contract.passed and contract.blocking
     assert "mean_radius" in contract.description and second in contract.description
     for asset in (FEATURES, *TRAIN_ASSETS):
-        assert materialization(instance, asset, second) is None, asset
+        assert materialization(project, instance, asset, second) is None, asset
     assert project.registry().champion()["data_version"] == first
     # The blocked version never reached registration: no MLflow run of its own.
     assert mlflow_runs(project) == [("FINISHED", first)]
@@ -156,7 +156,7 @@ def test_failed_quality_gate_registers_nothing(tmp_path, instance):
 
     gate = check_results(result)["quality_gate"]
     assert not gate.passed and "roc_auc" in gate.description
-    assert materialization(instance, "registered_model_version", key) is None
+    assert materialization(project, instance, "registered_model_version", key) is None
     assert project.registry().champion() is None
     assert mlflow_runs(project) == []  # no empty FAILED run in MLflow
 
@@ -179,7 +179,7 @@ def test_worse_model_is_registered_but_not_promoted(tmp_path, instance):
     result = project.run_version(instance, second)
     assert result.success
 
-    registered = materialization(instance, "registered_model_version", second).metadata
+    registered = materialization(project, instance, "registered_model_version", second).metadata
     assert registered["promoted"].value is False
     assert "champion" in registered["decision"].value
     assert check_results(result)["champion_comparison"].passed is False
@@ -201,7 +201,7 @@ def test_raw_data_is_kept_as_its_snapshot_and_read_again_by_a_later_run(tmp_path
     # another run (another process, a resumed or --changed run) reads the snapshot again
     result = run_selection(project, instance, key, ["validated_data"])
     assert result.success
-    validated = materialization(instance, "validated_data", key).metadata
+    validated = materialization(project, instance, "validated_data", key).metadata
     assert validated["dagster/row_count"].value == len(breast_cancer())
 
     # a snapshot changed behind the store's back is refused, naming the version

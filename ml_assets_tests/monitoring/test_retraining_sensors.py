@@ -21,8 +21,6 @@ from ml_assets.graph import (
     FEATURES,
     INGEST_ASSETS,
     TRAIN_ASSETS,
-    asset_key,
-    asset_keys,
 )
 from ml_assets.selections import latest_check_passed
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_selection
@@ -38,6 +36,10 @@ def sensor_tick(project, instance, name, cursor=None):
         resources={"notifier": defs.resources["notifier"]},
     )
     return defs.get_sensor_def(name).evaluate_tick(context)
+
+
+def user_strings(keys) -> list[str]:
+    return sorted(key.to_user_string() for key in keys)
 
 
 def ingest(project, instance, name, df):
@@ -58,13 +60,13 @@ def test_on_drift_or_decay_trains_first_version_then_drift_and_decay_only(tmp_pa
     base = breast_cancer()
 
     first = ingest(project, instance, "v1.csv", base)
-    result = sensor_tick(project, instance, "drift_sensor")
+    result = sensor_tick(project, instance, project.names.drift_sensor)
     [request] = result.run_requests
     assert request.partition_key == first and request.run_key == f"retrain:{first}"
     assert request.tags["ml_assets/trigger"] == "no_champion"
-    assert sorted(k.to_user_string() for k in request.asset_selection) == sorted(TRAIN_ASSETS)
+    assert user_strings(request.asset_selection) == user_strings(project.names.keys(TRAIN_ASSETS))
     cursor = result.cursor
-    assert sensor_tick(project, instance, "drift_sensor", cursor).run_requests == []  # cursor holds
+    assert sensor_tick(project, instance, project.names.drift_sensor, cursor).run_requests == []  # cursor holds
 
     assert run_selection(project, instance, first, TRAIN_ASSETS).success
     assert project.registry().champion()["data_version"] == first
@@ -72,7 +74,7 @@ def test_on_drift_or_decay_trains_first_version_then_drift_and_decay_only(tmp_pa
     steady = ingest(project, instance, "v2.csv", make_version(base, seed=2, drift=False))
     drifted = ingest(project, instance, "v3.csv", make_version(base, seed=3, drift=True))
     concept = ingest(project, instance, "v4.csv", swapped_labels(make_version(base, seed=4, drift=False)))
-    result = sensor_tick(project, instance, "drift_sensor", cursor)
+    result = sensor_tick(project, instance, project.names.drift_sensor, cursor)
     requested = {r.partition_key: r.tags["ml_assets/trigger"] for r in result.run_requests}
     assert steady not in requested
     assert "drift" in requested[drifted]
@@ -94,20 +96,20 @@ def test_every_version_policy_requests_nothing_more(tmp_path, instance):
     project.drop("v2.csv", make_version(base, seed=3, drift=True))
     [second] = project.register_new(instance)
     assert run_selection(project, instance, second, ALL_ASSETS).success
-    result = sensor_tick(project, instance, "drift_sensor")
+    result = sensor_tick(project, instance, project.names.drift_sensor)
     assert result.run_requests == []  # both already trained by their own runs
 
 
 def test_never_policy_ingests_and_validates_only(tmp_path, instance):
     project = make_project(tmp_path, "bc", retrain={"policy": "never"}, **PIPELINE)
     project.drop("v1.csv", breast_cancer())
-    new_data = sensor_tick(project, instance, "new_data_sensor")
+    new_data = sensor_tick(project, instance, project.names.new_data_sensor)
     [request] = new_data.run_requests
-    assert sorted(k.to_user_string() for k in request.asset_selection) == sorted(INGEST_ASSETS)
+    assert user_strings(request.asset_selection) == user_strings(project.names.keys(INGEST_ASSETS))
     for r in new_data.dynamic_partitions_requests:
         instance.add_dynamic_partitions(r.partitions_def_name, list(r.partition_keys))
     assert run_selection(project, instance, request.partition_key, INGEST_ASSETS).success
-    assert sensor_tick(project, instance, "drift_sensor").run_requests == []
+    assert sensor_tick(project, instance, project.names.drift_sensor).run_requests == []
 
 
 def test_retrain_run_refuses_a_version_whose_contract_failed(tmp_path, instance):
@@ -123,7 +125,7 @@ def test_retrain_run_refuses_a_version_whose_contract_failed(tmp_path, instance)
     result = run_selection(project, instance, key, (FEATURES, *TRAIN_ASSETS))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert failure.step_key == "features"
+    assert failure.step_key == f"{project.names.slug}__{FEATURES}"
     assert "data contract" in failure.step_failure_data.error.to_string()
     assert not run_selection(project, instance, key, TRAIN_ASSETS).success  # no features: no model
     assert project.registry().champion() is None
@@ -133,7 +135,7 @@ def test_weekly_retrain_targets_the_newest_valid_version(tmp_path, instance):
     project = make_project(tmp_path, "bc", retrain={"cron": "0 4 * * 0", "timezone": "Europe/Paris"},
                            **PIPELINE)
     defs = project.defs()
-    schedule = defs.get_schedule_def("weekly_retrain")
+    schedule = defs.get_schedule_def(project.names.weekly_retrain)
     assert schedule.cron_schedule == "0 4 * * 0" and schedule.execution_timezone == "Europe/Paris"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
@@ -170,9 +172,9 @@ def test_failure_notifier_posts_blocked_gate_to_webhook(tmp_path, instance, webh
 
     run = instance.get_run_by_id(result.run_id)
     failure_event = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-    sensor = project.defs().get_sensor_def("run_failure_notifier")
+    sensor = project.defs().get_sensor_def(project.names.run_failure_notifier)
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_notifier", dagster_event=failure_event,
+        sensor_name=project.names.run_failure_notifier, dagster_event=failure_event,
         dagster_instance=instance, dagster_run=run,
     ).for_run_failure()
     sensor(context, notifier=project.defs().resources["notifier"])  # the sensor's body
@@ -216,7 +218,7 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     project.env = type(project.env)(**{**project.env.__dict__, "webhook_url": webhook.url})
     base = breast_cancer()
     first = ingest(project, instance, "v1.csv", base)
-    cursor = sensor_tick(project, instance, "drift_sensor").cursor
+    cursor = sensor_tick(project, instance, project.names.drift_sensor).cursor
     assert run_selection(project, instance, first, TRAIN_ASSETS).success
     assert not [t for t in webhook.texts() if "retraining requested" in t]  # a first model: news when promoted
 
@@ -225,11 +227,12 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     raised[CHANGED] = raised[CHANGED] * 1.6  # the same patients, three measurements 60% higher
     moved = ingest(project, instance, "raised.csv", raised)
     # the real data contract: change is reported (a warning), never breakage
-    assert latest_check_passed(instance, DATA_CONTRACT, moved) is True
-    assert latest_check_passed(instance, DATA_CHANGES, moved) is False
-    assert latest_check_passed(instance, DATA_CHANGES, same) is True
+    slug = project.names.slug
+    assert latest_check_passed(instance, DATA_CONTRACT, moved, slug) is True
+    assert latest_check_passed(instance, DATA_CHANGES, moved, slug) is False
+    assert latest_check_passed(instance, DATA_CHANGES, same, slug) is True
     drift_meta = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key(DRIFT_REPORT), asset_partitions=[moved]),
+        dg.AssetRecordsFilter(asset_key=project.names.key(DRIFT_REPORT), asset_partitions=[moved]),
         limit=1,
     ).records[0].asset_materialization.metadata
     assert not drift_meta["dataset_drift"].value  # 3 of 30 columns: the share alone never retrains
@@ -238,7 +241,7 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     assert drift_meta["moved_column_pictures"].value.count("data:image/png;base64,") == 3
 
     sent = len(webhook.texts())
-    tick = sensor_tick(project, instance, "drift_sensor", cursor)
+    tick = sensor_tick(project, instance, project.names.drift_sensor, cursor)
     [request] = tick.run_requests  # not `same`
     assert request.partition_key == moved and request.run_key == f"retrain:{moved}"
     assert request.tags["ml_assets/trigger"] == "change"
@@ -251,19 +254,19 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
 
     # The request was launched (its run carries the run key) but trained nothing yet, and
     # drift_report is materialised again: no second request, no second notification.
-    job = project.defs().resolve_job_def("train_version")
+    job = project.defs().resolve_job_def(project.names.job)
     assert job.execute_in_process(
         partition_key=moved, instance=instance, tags={"dagster/run_key": request.run_key},
-        asset_selection=[asset_key(DRIFT_REPORT)],
+        asset_selection=[project.names.key(DRIFT_REPORT)],
     ).success
-    again = sensor_tick(project, instance, "drift_sensor", tick.cursor)
+    again = sensor_tick(project, instance, project.names.drift_sensor, tick.cursor)
     assert again.run_requests == [] and int(again.cursor) > int(tick.cursor)
     assert len(webhook.texts()) == sent + 1
 
     # the retraining run: its registration's notification names the trigger and the columns
     assert job.execute_in_process(
         partition_key=moved, instance=instance, tags=request.tags, raise_on_error=False,
-        asset_selection=asset_keys(TRAIN_ASSETS),
+        asset_selection=project.names.keys(TRAIN_ASSETS),
     ).success
     [outcome] = webhook.texts()[sent + 1:]
     assert outcome.startswith(("[ml_assets] promoted:", "[ml_assets] retrained, champion kept:"))
