@@ -324,7 +324,7 @@ def without_declared(catalog, components_loaded: bool, defs_module: str = DEFS_M
 
     if not components_loaded:
         return catalog
-    if catalog.source == "the bundled demo pipelines":
+    if catalog.bundled:
         return dataclasses.replace(catalog, pipelines=(), invalid=())
     folder = Path(importlib.import_module(defs_module).__file__).parent
     declared = {slug_of(str(a.get("name"))): path for path, a in declared_pipelines(folder)}

@@ -90,6 +90,7 @@ class Catalog:
     source: str  # where the pipelines came from, in the user's words
     pipelines: tuple[Pipeline, ...]
     invalid: tuple[InvalidPipeline, ...]
+    bundled: bool = False  # the bundled demo, loaded because nothing else was given
 
     @property
     def names(self) -> list[str]:
@@ -164,7 +165,7 @@ def load_catalog(env: Environment) -> Catalog:
                                            name=settings.name))
             continue
         pipelines.append(Pipeline(settings, pipeline_environment(env, settings, path, own_folder)))
-    return Catalog(source, tuple(pipelines), tuple(invalid))
+    return Catalog(source, tuple(pipelines), tuple(invalid), bundled=env.uses_bundled_pipelines)
 
 
 def _declared_name(path: Path) -> str | None:
