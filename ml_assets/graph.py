@@ -29,6 +29,20 @@ TRAIN_ASSETS = (MODEL, EVALUATION_REPORT, REGISTERED_MODEL_VERSION)
 # Every asset, in lineage order (each after the assets it reads): the order of `ml-assets run`'s
 # step lines, of `ml-assets run --changed`'s walk, and the selection of a whole run.
 ALL_ASSETS = INGEST_ASSETS + TRAIN_ASSETS
+# A version's first run reads and validates only. The UI paints an asset as failed when the
+# latest run that planned it failed, so a version its data contract blocks must plan nothing
+# downstream; the rest of the version is requested in a second run once the contract passed.
+VALIDATE_ASSETS = (RAW_DATA, VALIDATED_DATA)
+# The run tag that tells the two apart: "validate", then "train".
+STAGE_TAG = "ml_assets/stage"
+VALIDATE_STAGE = "validate"
+TRAIN_STAGE = "train"
+
+
+def after_validation(assets) -> tuple[str, ...]:
+    """The assets of `assets` that a version's second run materialises (its first run
+    materialised VALIDATE_ASSETS), in lineage order."""
+    return tuple(a for a in ALL_ASSETS if a in assets and a not in VALIDATE_ASSETS)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""One run of the train job for one data version, in this process, and what `ml-assets run`
-prints of it: a line per step, the verdict, and a notification when it did not pass."""
+"""The runs of one data version, in this process, and what `ml-assets run` prints of them: a
+line per step, the verdict, and a notification when it did not pass."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from typing import NamedTuple
 
 from ml_assets.cli.common import EXIT_BLOCKED, EXIT_OK
 from ml_assets.graph import (
+    ALL_ASSETS,
     DRIFT_REPORT,
     EVALUATION_REPORT,
     FEATURES,
     REGISTERED_MODEL_VERSION,
+    STAGE_TAG,
+    TRAIN_STAGE,
+    VALIDATE_ASSETS,
+    VALIDATE_STAGE,
     VALIDATED_DATA,
+    after_validation,
 )
 
 
@@ -46,14 +52,41 @@ def execute(instance, job_name: str, key: str, trigger: str, asset_selection=Non
     return RunOutcome(result.run_id, result.success)
 
 
+def run_version(instance, names, key, record, settings, notifier, tags=None, validation=None) -> int:
+    """A version as new_data_sensor runs it: its validation run (or `validation`, one already
+    run), then, when that passed, the run of the rest of the graph. The steps of both are
+    printed as one list, followed by one verdict. A version blocked by its file or its data
+    contract plans nothing downstream, so the UI keeps the other assets' last good state."""
+    tags = dict(tags or {})
+    if validation is None:
+        validation = execute(instance, names.job, key, "cli", asset_selection=names.keys(VALIDATE_ASSETS),
+                             tags={**tags, STAGE_TAG: VALIDATE_STAGE})
+    summary = print_steps(instance, validation.run_id)
+    if not validation.success:
+        return verdict(summary, validation, key, record, settings, notifier)
+    rest = execute(instance, names.job, key, "cli", asset_selection=names.keys(after_validation(ALL_ASSETS)),
+                   tags={**tags, STAGE_TAG: TRAIN_STAGE})
+    return report_run(instance, rest, key, record, settings, notifier)
+
+
 def report_run(instance, result, key, record, settings, notifier) -> int:
     """Print one line per step and the verdict of one run; notify when it did not pass."""
+    return verdict(print_steps(instance, result.run_id), result, key, record, settings, notifier)
+
+
+def print_steps(instance, run_id: str):
+    """One line per step of a run: its status, duration and what it found; the run's summary."""
     from ml_assets.cli.run_summary import summarize_run
 
-    summary = summarize_run(instance, result.run_id)
+    summary = summarize_run(instance, run_id)
     for step in summary.steps:
         label = {"ok": "ok", "blocked": "BLOCKED", "failed": "FAILED", "skipped": "skipped"}[step.status]
         print(f"  {step.step:<26} {label:<8} {_fmt_seconds(step.seconds):>8}  {step_note(step)}".rstrip())
+    return summary
+
+
+def verdict(summary, result, key, record, settings, notifier) -> int:
+    """The verdict line of a run, and a notification when it did not pass; the exit code."""
     blocked = summary.blocked_by
     if blocked is not None:
         reason = blocked.description.removeprefix(f"data version {key}: ")

@@ -17,7 +17,7 @@ from ml_assets.cli.common import (
     open_instance,
     report_invalid,
 )
-from ml_assets.cli.execute import execute, report_run
+from ml_assets.cli.execute import execute, report_run, run_version
 
 VERDICTS = {EXIT_OK: "ok", EXIT_BLOCKED: "blocked or failed (see above)", EXIT_USAGE: "not run: pipeline-file error"}
 
@@ -74,8 +74,10 @@ def run_pipeline(env, settings, changed: bool = False) -> int:
         in_progress = store.base / ".cli_run_in_progress"
         in_progress.touch()
         code = _run_locked(env, settings, instance, store)
-        # Kept when killed or on an error: the next run then looks for runs to resume.
-        in_progress.unlink(missing_ok=True)
+        # Kept when killed, on an error, or when a run failed for a reason other than a gate:
+        # the next `ml-assets run` then looks for runs to resume.
+        if code == EXIT_OK or not failed_runs(instance, settings):
+            in_progress.unlink(missing_ok=True)
         return code
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -188,8 +190,7 @@ def _run_locked(env, settings, instance, store) -> int:
     for key in keys:
         record = store.version(key)
         print(f"\n{key}  ({record.source_name})")
-        result = execute(instance, names.job, key, "cli")
-        exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))
+        exit_code = max(exit_code, run_version(instance, names, key, record, settings, notifier))
     return exit_code
 
 
@@ -209,40 +210,66 @@ def _rerun(instance, store, request, settings, notifier, names) -> int:
     tags = {"ml_assets/request": request["run_key"]}
     if revision is not None:
         tags["ml_assets/contract_revision"] = str(revision)
-    result = execute(instance, names.job, key, "cli", tags=tags)
-    return report_run(instance, result, key, record, settings, notifier)
+    return run_version(instance, names, key, record, settings, notifier, tags=tags)
 
 
 def _resume_interrupted(env, settings, instance, store) -> int | None:
     """Re-execute, from where they stopped, runs of this pipeline that an earlier `ml-assets
-    run` left unfinished (the process was killed). Holding the run lock proves that no other
-    `ml-assets run` is alive, so a run still marked as started here is an orphan."""
+    run` left unfinished (the process was killed) or that failed for a reason other than a
+    gate (a service down, a full disk). Holding the run lock proves that no other `ml-assets
+    run` is alive, so a run still marked as started here is an orphan. A version its gate
+    blocked stays blocked: only a new file or `ml-assets contract accept` runs it again."""
     import dagster as dg
 
-    from ml_assets.graph import DagsterNames
+    from ml_assets.graph import STAGE_TAG, VALIDATE_STAGE, DagsterNames
     from ml_assets.monitoring.notifications import Notifier
 
-    job_name = DagsterNames.of(settings.name).job
-    orphans = instance.get_runs(
-        filters=dg.RunsFilter(
-            job_name=job_name,
-            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
-            tags={"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name},
-        )
-    )
-    if not orphans:
+    names = DagsterNames.of(settings.name)
+    job_name = names.job
+    ours = {"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name}
+    orphans = instance.get_runs(filters=dg.RunsFilter(
+        job_name=job_name, statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING], tags=ours))
+    failed = failed_runs(instance, settings)
+    if not orphans and not failed:
         return None
     notifier = Notifier(webhook_url=env.webhook_url, pipeline=settings.name)
     exit_code = EXIT_OK
-    for run in orphans:
+    for run in sorted([*orphans, *failed], key=lambda r: r.tags.get("dagster/partition", "")):
         key = run.tags.get("dagster/partition")
         record = store.version(key)
-        instance.report_run_failed(run, "the `ml-assets run` process running it stopped")
-        print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} "
-              "from where it stopped")
+        if run in orphans:
+            instance.report_run_failed(run, "the `ml-assets run` process running it stopped")
+            why = "from where it stopped"
+        else:
+            why = "from the step that failed"
+        print(f"\n{key}  ({record.source_name if record else '?'}): resuming run {run.run_id} {why}")
+        stage = run.tags.get(STAGE_TAG)
         result = execute(
-            instance, job_name, key, "cli", tags={"ml_assets/resumed_from": run.run_id},
+            instance, job_name, key, "cli",
+            tags={"ml_assets/resumed_from": run.run_id, **({STAGE_TAG: stage} if stage else {})},
             reexecution_options=dg.ReexecutionOptions.from_failure(run.run_id, instance),
         )
-        exit_code = max(exit_code, report_run(instance, result, key, record, settings, notifier))
+        if stage == VALIDATE_STAGE:  # then the rest of the version, as a new one gets
+            code = run_version(instance, names, key, record, settings, notifier, validation=result)
+        else:
+            code = report_run(instance, result, key, record, settings, notifier)
+        exit_code = max(exit_code, code)
     return exit_code
+
+
+def failed_runs(instance, settings) -> list:
+    """Runs `ml-assets run` started for this pipeline that failed for a reason other than a
+    gate, and were not re-executed since."""
+    import dagster as dg
+
+    from ml_assets.cli.run_summary import summarize_run
+    from ml_assets.graph import DagsterNames
+
+    tags = {"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name}
+    runs = instance.get_runs(filters=dg.RunsFilter(
+        job_name=DagsterNames.of(settings.name).job, statuses=[dg.DagsterRunStatus.FAILURE], tags=tags))
+    return [
+        run for run in runs
+        if not instance.get_run_ids(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}), limit=1)
+        and summarize_run(instance, run.run_id).blocked_by is None
+    ]

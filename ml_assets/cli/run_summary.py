@@ -76,8 +76,13 @@ def asset_of_step(step_key: str) -> str:
 
 
 def summarize_run(instance: DagsterInstance, run_id: str) -> RunSummary:
-    """Steps are named by their asset (`raw_data`, ...), in lineage order."""
-    steps: dict[str, StepOutcome] = {name: StepOutcome(name) for name in ALL_ASSETS}
+    """Steps are named by their asset (`raw_data`, ...), in lineage order: every step the run
+    selected, those that never started as "skipped"."""
+    run = instance.get_run_by_id(run_id)
+    selected = {key.path[-1] for key in (run.asset_selection or ())} if run is not None else set()
+    steps: dict[str, StepOutcome] = {
+        name: StepOutcome(name) for name in ALL_ASSETS if not selected or name in selected
+    }
     started: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event

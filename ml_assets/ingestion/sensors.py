@@ -1,10 +1,21 @@
-"""new_data_sensor: landing files become data versions, and each version gets its run, once;
-a version asked for again (a widened data contract accepted it) gets one more run."""
+"""new_data_sensor: landing files become data versions, and each version gets its runs, once:
+a validation run, then, when its data contract passed, the run of the rest. A version asked
+for again (a widened data contract accepted it) gets them once more."""
 
 
 import dagster as dg
 
-from ml_assets.graph import ALL_ASSETS, INGEST_ASSETS
+from ml_assets.graph import (
+    ALL_ASSETS,
+    INGEST_ASSETS,
+    STAGE_TAG,
+    TRAIN_STAGE,
+    VALIDATE_ASSETS,
+    VALIDATE_STAGE,
+    VALIDATED_DATA,
+    DagsterNames,
+    after_validation,
+)
 from ml_assets.migration import legacy_versions, waiting_message
 from ml_assets.pipelines import Pipeline
 from ml_assets.storage import VersionedStore
@@ -25,11 +36,18 @@ def unrequested_versions(store: VersionedStore, known_partitions: set[str]) -> l
     ]
 
 
+TRIGGER_TAG = "ml_assets/trigger"
+# validated_data records read per tick when looking for validation runs to follow up
+BATCH = 200
+
+
 def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
     settings, env, names = pipeline.settings, pipeline.env, pipeline.names
-    # Every version is ingested, validated and checked for drift; whether its run also
-    # trains depends on the retrain policy (otherwise drift_sensor decides).
-    selection = names.keys(ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS)
+    # Every version is ingested, validated and checked for drift; whether it is also trained
+    # depends on the retrain policy (otherwise drift_sensor decides).
+    rest = names.keys(after_validation(
+        ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS))
+    validate = names.keys(VALIDATE_ASSETS)
 
     @dg.sensor(
         name=names.new_data_sensor,
@@ -37,8 +55,9 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Registers new files matching {settings.landing_glob!r} in "
-        f"{env.landing_dir} as data versions and requests one run per version, ever "
-        f"(retrain.policy: {settings.retrain.policy}).",
+        f"{env.landing_dir} as data versions and requests each version's validation run, "
+        "then, once its data contract passed, the run of the rest of the graph "
+        f"(retrain.policy: {settings.retrain.policy}); one of each per version, ever.",
     )
     def new_data_sensor(context: dg.SensorEvaluationContext):
         store = VersionedStore(env.store_root, settings.name)
@@ -55,27 +74,69 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
         known = set(context.instance.get_dynamic_partitions(names.partitions))
         keys = unrequested_versions(store, known)
         reruns = _asked_again(context, store, known, keys)
-        if not keys and not reruns:
+        follow_ups, cursor = validated_versions(context, names, rest)
+        if not keys and not reruns and not follow_ups and cursor == context.cursor:
             return dg.SkipReason(f"no new files in {env.landing_dir}")
         store.mark_claimed(keys)
         return dg.SensorResult(
             dynamic_partitions_requests=(
                 [pipeline.partitions.build_add_request(keys)] if keys else []
             ),
-            # run_key deduplicates forever: one run per data version, unless asked by hand.
+            # run_key deduplicates forever: one validation run per data version, unless asked
+            # by hand, and one run of the rest per validation run that passed.
             run_requests=[
                 dg.RunRequest(
                     run_key=key,
                     partition_key=key,
-                    asset_selection=selection,
-                    tags={"ml_assets/trigger": "new_data"},
+                    asset_selection=validate,
+                    tags={TRIGGER_TAG: "new_data", STAGE_TAG: VALIDATE_STAGE},
                 )
                 for key in keys
             ]
-            + [_rerun_request(request, selection) for request in reruns],
+            + [_rerun_request(request, validate) for request in reruns]
+            + follow_ups,
+            cursor=cursor,
         )
 
     return new_data_sensor
+
+
+def validated_versions(context, names: DagsterNames, selection) -> tuple[list[dg.RunRequest], str | None]:
+    """Run requests for the rest of each version whose validation run (launched by this
+    sensor) succeeded since the cursor, and the new cursor (a storage id of validated_data).
+
+    A validation run that failed (its data contract or file blocked it) gets nothing: the
+    assets downstream keep their last good state. Records are read in order and the walk
+    stops at a run not finished yet, so a version is decided once its run is over."""
+    instance = context.instance
+    after = int(context.cursor) if context.cursor else None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=names.key(VALIDATED_DATA), after_storage_id=after),
+        limit=BATCH,
+        ascending=True,
+    ).records
+    requests, cursor = [], after
+    for record in records:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and not run.is_finished:
+            break
+        cursor = record.storage_id
+        if run is None or run.tags.get(STAGE_TAG) != VALIDATE_STAGE:
+            continue  # a whole-graph run (the UI, `ml-assets run`, an older release)
+        if run.tags.get("dagster/sensor_name") != names.new_data_sensor:
+            continue  # `ml-assets run` runs the rest itself
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            context.log.info(f"{record.partition_key}: its validation run {run.run_id} did not pass; "
+                             "nothing downstream is requested")
+            continue
+        tags = {k: v for k, v in run.tags.items() if k in (TRIGGER_TAG, "ml_assets/contract_revision")}
+        requests.append(dg.RunRequest(
+            run_key=f"{run.tags.get('dagster/run_key', run.run_id)}:{TRAIN_STAGE}",
+            partition_key=record.partition_key,
+            asset_selection=selection,
+            tags={**tags, STAGE_TAG: TRAIN_STAGE},
+        ))
+    return requests, str(cursor) if cursor is not None else None
 
 
 def _asked_again(context, store: VersionedStore, known: set[str], new_keys: list[str]) -> list[dict]:
@@ -97,7 +158,7 @@ def _asked_again(context, store: VersionedStore, known: set[str], new_keys: list
 
 
 def _rerun_request(request: dict, selection) -> dg.RunRequest:
-    tags = {"ml_assets/trigger": request.get("trigger") or "contract_accepted"}
+    tags = {TRIGGER_TAG: request.get("trigger") or "contract_accepted", STAGE_TAG: VALIDATE_STAGE}
     if request.get("contract_revision") is not None:
         tags["ml_assets/contract_revision"] = str(request["contract_revision"])
     return dg.RunRequest(

@@ -86,13 +86,14 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     first = key_of("first-")
     champion = wait_for(registry.champion, 240, "the first champion", interval=2)
     assert champion["data_version"] == first
-    finished(first, count=2)
-    assert {r.tags["ml_assets/trigger"] for r in _runs(instance, first)} == {"new_data", "no_champion"}
+    finished(first, count=3)  # validation, then features and drift_report, then training
+    assert sorted(r.tags["ml_assets/trigger"] for r in _runs(instance, first)) == \
+        ["new_data", "new_data", "no_champion"]
 
     # 2. new patients of the same population: validated and drift-checked, never trained
     (landing / "same.csv").write_text(make_version(base, seed=3, drift=False).to_csv(index=False))
     same = key_of("same-")
-    finished(same)
+    finished(same, count=2)
     assert _check(instance, same, DATA_CONTRACT) is True
     assert _check(instance, same, DATA_CHANGES) is True
     assert _materialized(instance, DRIFT_REPORT, same)
@@ -134,4 +135,5 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
 
     # the same-population version was never trained, by any run
     assert not _materialized(instance, MODEL, same)
-    assert [r.tags["ml_assets/trigger"] for r in _runs(instance, same)] == ["new_data"]
+    assert sorted((r.tags["ml_assets/trigger"], r.tags["ml_assets/stage"]) for r in _runs(instance, same)) \
+        == [("new_data", "train"), ("new_data", "validate")]

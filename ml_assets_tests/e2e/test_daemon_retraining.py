@@ -94,12 +94,15 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
         promoted = [t for t in webhook.texts() if "promoted" in t]
         assert any(first in t for t in promoted) and any(drifted_key in t for t in promoted)
 
-        # one run per version, ever: the duplicate never got one, nor did any version twice
+        # one validation run per version, ever, and the run of the rest only for versions whose
+        # contract passed: the duplicate never got one, nor did any version twice
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="breast_cancer__train_version"))
-        keys = [r.tags.get("dagster/partition") for r in runs]
-        assert sorted(keys) == sorted([first, drifted_key, bad_key])
-        [regression_run] = instance.get_runs(filters=dg.RunsFilter(job_name="diabetes__train_version"))
-        assert regression_run.status == dg.DagsterRunStatus.SUCCESS
+        stages = sorted((r.tags.get("dagster/partition"), r.tags.get("ml_assets/stage")) for r in runs)
+        assert stages == sorted([(first, "validate"), (first, "train"), (drifted_key, "validate"),
+                                 (drifted_key, "train"), (bad_key, "validate")])
+        regression_runs = instance.get_runs(filters=dg.RunsFilter(job_name="diabetes__train_version"))
+        assert sorted(r.tags["ml_assets/stage"] for r in regression_runs) == ["train", "validate"]
+        assert {r.status for r in regression_runs} == {dg.DagsterRunStatus.SUCCESS}
         assert webhook.url not in dev.log_text()
     finally:
         webhook.close()

@@ -3,9 +3,10 @@ pipelines folder (ML_ASSETS_PIPELINES) holding the two demo pipeline files and a
 trains both demo pipelines by itself and blocks a bad file; headless Chromium (Debian's, driven
 by Playwright) then checks what a user looks at: one group of seven assets per pipeline and their
 lineage, the evaluation report with its metrics and plots, the checks of each version, the
-data-version partitions, what an edit of the model's hyperparameters makes stale (the same
-answer as `ml-assets run --changed`), and the broken file shown as an asset and a sensor of its
-own while the others load. Full-page screenshots go to test-artifacts/ui/."""
+data-version partitions (a blocked version fails its check and paints no asset as failed), what
+an edit of the model's hyperparameters makes stale (the same answer as `ml-assets run
+--changed`), and the broken file shown as an asset and a sensor of its own while the others
+load. Full-page screenshots go to test-artifacts/ui/."""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ def trained_ui(tmp_path):
             # fresh MLflow sqlite file races the run that creates its tables.
             key = wait_for(lambda: next(iter(store.versions()), None), 120,
                            f"the {pipeline} demo file to become a data version")
-            # both pipelines train at once, one run each
-            [run] = wait_for(lambda: finished_runs(key), 420, f"the sensor's run of {key}", interval=2)
+            # both pipelines train at once: a validation run each, then the run of the rest
+            [run] = wait_for(lambda: [r for r in finished_runs(key) if r.tags.get("ml_assets/stage") == "train"],
+                             420, f"the sensor's training run of {key}", interval=2)
             assert run.status == dg.DagsterRunStatus.SUCCESS, dev.log_text()[-3000:]
             assert run.job_name == DagsterNames.of(pipeline).job
             registry = RegisteredModel(f"sqlite:///{home / 'mlflow.db'}", pipeline)
@@ -184,7 +186,8 @@ def test_the_ui_shows_graph_report_checks_and_versions(trained_ui):
         ["01_asset_graph.png", "02_lineage_downstream_of_features.png",
          "03_lineage_upstream_of_registered_model_version.png", "04_evaluation_report.png",
          "05_evaluation_plots.png", "06_data_contract_checks.png", "07_quality_gate_checks.png",
-         "08_data_version_partitions.png", "09_runs.png", "10_model_unsynced_after_edit.png",
+         "08_data_version_partitions.png", "08b_catalog_after_blocked_version.png", "09_runs.png",
+         "10_model_unsynced_after_edit.png",
          "11_evaluation_report_unsynced_after_model.png", "12_invalid_pipeline_file_asset.png",
          "13_automation_with_invalid_pipeline_file_sensor.png", "14_invalid_pipeline_file_sensor.png"])
 
@@ -274,13 +277,31 @@ def _row_status(browser: Browser, partition: str) -> str:
     return cells[0].strip()
 
 
-def _partitions(browser: Browser, good: str, bad: str):
-    page = browser.open(f"/assets/{PIPELINE}/registered_model_version?view=partitions", "Partitions")
+def _partition_counts(browser: Browser, asset: str, bad: str) -> dict[str, int]:
+    """The partition status counts an asset's Partitions tab shows: {"Failed": 0, ...}."""
+    page = browser.open(f"/assets/{PIPELINE}/{asset}?view=partitions", "Partitions")
     page.get_by_text(bad, exact=True).first.wait_for()
-    text = browser.text()
-    assert good in text and bad in text
-    assert "Materialized (1)" in text and "Failed (1)" in text
-    browser.shot("08_data_version_partitions")
+    return {label: int(n) for label, n in
+            re.findall(r"^(Failed|Materialized|Materializing|Missing) \((\d+)\)$", browser.text(), re.M)}
+
+
+def _partitions(browser: Browser, good: str, bad: str):
+    """The blocked version paints nothing red: no asset has a failed partition. raw_data and
+    validated_data hold both versions (the blocked one with its failed check); every asset after
+    them holds the good version and is missing the blocked one, which was never planned."""
+    for asset in ASSETS:
+        counts = _partition_counts(browser, asset, bad)
+        validated = asset in ("raw_data", "validated_data")
+        expected = {"Failed": 0, "Materialized": 2 if validated else 1, "Materializing": 0,
+                    "Missing": 0 if validated else 1}
+        assert counts == expected, (asset, counts)
+        if asset == "registered_model_version":
+            assert good in browser.text()
+            browser.shot("08_data_version_partitions")
+    page = browser.open("/assets", "Catalog")
+    page.get_by_text(f"{PIPELINE} / validated_data", exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    browser.shot("08b_catalog_after_blocked_version")
 
     page = browser.open("/runs", "Runs")
     page.get_by_text("Failure", exact=False).first.wait_for()
