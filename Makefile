@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 3000
+MLFLOW_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: dev test test-system install lint bench clean audit
@@ -17,13 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Starts the Dagster UI and daemon on $(HOST):$(PORT) with the sensors running; the demo data
+# Starts the Dagster UI and daemon on $(HOST):$(PORT) with the sensors running, and the MLflow
+# UI over the pipelines' store on $(HOST):$(MLFLOW_PORT); Ctrl-C stops both. The demo data
 # is put into the landing folder first unless it already holds data.
 dev: install
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/dev/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/ml-assets demo --if-empty
-	$(BIN)/dagster dev --host $(HOST) --port $(PORT) -w workspace.yaml
+	$(BIN)/python -m ml_assets.dev_servers --host $(HOST) --port $(PORT) --mlflow-port $(MLFLOW_PORT) -- -w workspace.yaml
 
 # Two workers: most tests wait on subprocesses, sqlite and MLflow, so two run well side by side.
 test: install

@@ -13,6 +13,8 @@ from pathlib import Path
 # Loaded when no pipeline is given: a folder of pipelines (a classifier and a regressor).
 BUNDLED_PIPELINES = Path(__file__).parent / "demo" / "pipelines"
 DEFAULT_SENSOR_INTERVAL = 30
+# Where `make dev` starts the MLflow UI (the Dagster UI's port + 1) over a local store.
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:3001"
 
 
 class EnvironmentError_(ValueError):
@@ -32,6 +34,8 @@ class Environment:
     webhook_url: str | None
     settle_seconds: float = 2.0
     pipelines_dir: Path | None = None
+    # The MLflow UI the assets' metadata links to (ML_ASSETS_MLFLOW_UI_URL).
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
 
     @property
     def store_root(self) -> Path:
@@ -95,7 +99,24 @@ def load_environment(environ: dict[str, str] | None = None, cwd: Path | None = N
         tracking_uri=tracking_uri,
         sensor_interval=interval,
         webhook_url=env.get("ML_ASSETS_WEBHOOK_URL") or None,
+        mlflow_ui_url=_mlflow_ui_url(env, tracking_uri),
     )
+
+
+def _mlflow_ui_url(env, tracking_uri: str) -> str:
+    """ML_ASSETS_MLFLOW_UI_URL; else a tracking server's own address (it serves the UI);
+    else where `make dev` starts the UI beside a local store."""
+    value = env.get("ML_ASSETS_MLFLOW_UI_URL")
+    if value:
+        if not value.startswith(("http://", "https://")):
+            raise EnvironmentError_(
+                f"ML_ASSETS_MLFLOW_UI_URL: expected an http:// or https:// address of the "
+                f"MLflow UI, got {value!r}"
+            )
+        return value.rstrip("/")
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return DEFAULT_MLFLOW_UI_URL
 
 
 def _pipelines_source(env, cwd: Path) -> tuple[Path | None, Path | None]:

@@ -6,6 +6,7 @@ import dagster as dg
 from ml_assets.graph import EVALUATION_REPORT, MODEL, REGISTERED_MODEL_VERSION
 from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import settings_version
+from ml_assets.registry.mlflow_ui import model_version_url, run_url
 from ml_assets.registry.mlflow_wiring import (
     CHAMPION_ALIAS,
     MLFLOW_RETRY,
@@ -50,6 +51,8 @@ def build_registry_assets(pipeline: Pipeline) -> list:
         registry: ModelRegistry = context.resources.registry
         store: StoreResource = context.resources.store
         with finish_mlflow_run(context.resources.mlflow, experiment=settings.name):
+            import mlflow
+
             from ml_assets.registry.registration import register
 
             outcome = register(
@@ -64,6 +67,7 @@ def build_registry_assets(pipeline: Pipeline) -> list:
                 contract_file=contract_path(env, settings),
                 tracking_uri=registry.tracking_uri,
             )
+            experiment_id = mlflow.active_run().info.experiment_id
         context.log.info(
             f"{settings.name} version {outcome['version']}: "
             + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
@@ -94,7 +98,13 @@ def build_registry_assets(pipeline: Pipeline) -> list:
             "alias": CHAMPION_ALIAS if outcome["promoted"] else "none",
             "mlflow_run_id": outcome["run_id"],
         }
-        for name, url in outcome["links"].items():
+        # To the MLflow UI (ML_ASSETS_MLFLOW_UI_URL, or `make dev`'s beside a local store).
+        ui = env.mlflow_ui_url
+        links = {
+            "mlflow_run": run_url(ui, experiment_id, outcome["run_id"]),
+            "mlflow_model_version": model_version_url(ui, settings.name, outcome["version"]),
+        }
+        for name, url in links.items():
             metadata[name] = dg.MetadataValue.url(url)
         return dg.Output(outcome, metadata=metadata)
 

@@ -261,6 +261,7 @@ def build_training_assets(pipeline: Pipeline) -> list:
                 "test_rows": len(X_test),
                 **comparison_meta,
                 "plots": png_markdown(images),
+                **mlflow_links(registry, context.run_id, champion),
             },
         )
         yield dg.AssetCheckResult(
@@ -284,6 +285,23 @@ def build_training_assets(pipeline: Pipeline) -> list:
                 **{k: v for k, v in comparison_meta.items() if k != "comparison"},
             },
         )
+
+    def mlflow_links(registry: ModelRegistry, dagster_run_id: str, champion: dict | None) -> dict:
+        """Links to the MLflow UI: the MLflow run of this Dagster run, which the registration
+        step starts and logs this report, its plots and the model to (no run when the gate
+        failed), and the champion's version page when there was one to compare with."""
+        from ml_assets.registry.mlflow_ui import dagster_run_search_url, model_version_url
+        from ml_assets.registry.mlflow_wiring import ensure_experiment
+
+        ui = env.mlflow_ui_url
+        # The experiment the registration step logs to (created here if this is the first).
+        experiment_id = ensure_experiment(
+            registry.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
+        )
+        links = {"mlflow_run_search": dagster_run_search_url(ui, experiment_id, dagster_run_id)}
+        if champion is not None:
+            links["mlflow_champion_version"] = model_version_url(ui, settings.name, champion["version"])
+        return {name: dg.MetadataValue.url(url) for name, url in links.items()}
 
     def fair_comparison_rows(features, champion: dict, store: StoreResource):
         """The held-out rows the challenger and the champion are compared on: those the
