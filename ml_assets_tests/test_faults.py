@@ -3,6 +3,7 @@ read-only store, a tampered model, and reproducibility."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,8 +208,10 @@ def test_two_runs_at_the_same_moment_register_and_train_each_version_once(tmp_pa
     assert sum("nothing new" in out for out in outputs) == 1  # the second waited, then had nothing
 
     instance = instance_at(tmp_path / "dagster_home")
-    keys = [r.tags["dagster/partition"] for r in instance.get_runs()]
-    assert len(keys) == 2 and len(set(keys)) == 2  # one run per version
+    stages = sorted((r.tags["dagster/partition"], r.tags["ml_assets/stage"]) for r in instance.get_runs())
+    keys = sorted({key for key, _ in stages})
+    # one validation run and one run of the rest per version
+    assert len(keys) == 2 and stages == sorted((k, s) for k in keys for s in ("train", "validate"))
     from ml_assets.registry.mlflow_wiring import RegisteredModel
 
     registry = RegisteredModel(f"sqlite:///{tmp_path / '.ml_assets' / 'mlflow.db'}", "bc")
@@ -315,3 +318,40 @@ def test_rematerialising_a_version_gives_the_same_model_and_metrics(tmp_path, in
         results.append((model.predict_proba(rows), report["metrics"]))
     assert np.array_equal(results[0][0], results[1][0])  # the same model, to the last bit
     assert results[0][1] == results[1][1]
+
+
+def test_mlflow_unreachable_for_a_whole_run_fails_its_steps_with_one_message(tmp_path, instance, monkeypatch):
+    monkeypatch.setenv("ML_ASSETS_MLFLOW_RETRIES", "2")
+    monkeypatch.setenv("ML_ASSETS_MLFLOW_RETRY_DELAY", "0.1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # one request per attempt
+    nobody = f"http://127.0.0.1:{free_port()}"  # a port no server listens on
+    project = make_project(tmp_path, "bc", **DATASETS["breast_cancer"][1])
+    project.env = type(project.env)(**{**project.env.__dict__, "tracking_uri": nobody})
+    project.drop("v1.csv", breast_cancer().head(200))
+    [key] = project.register_new(instance)
+
+    result = run_selection(project, instance, key, ALL_ASSETS)
+
+    assert not result.success
+    slug = project.names.slug
+    failures = {e.step_key: e.step_failure_data.user_failure_data.description
+                for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE}
+    message = rf"MLflow tracking server {re.escape(nobody)} unreachable after 3 attempts over \d+ s: Connection refused"
+    assert set(failures) == {f"{slug}__drift_report", f"{slug}__evaluation_report"}
+    assert all(re.fullmatch(message, text) for text in failures.values()), failures
+    retries = [e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert sorted(retries) == sorted([*failures] * 2)  # ML_ASSETS_MLFLOW_RETRIES each
+    succeeded = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert f"{slug}__{MODEL}" in succeeded and f"{slug}__{REGISTERED_MODEL_VERSION}" not in succeeded
+    assert project.store.artifact_path(key, MODEL, "skops").exists()  # what ran is kept
+
+
+def test_mlflow_retry_settings_refuse_bad_values_naming_the_variable():
+    from ml_assets.environment import EnvironmentError_
+    from ml_assets.registry.mlflow_wiring import mlflow_retries
+
+    assert mlflow_retries({}).retries == 3 and mlflow_retries({}).wait_before(2) == 8.0
+    with pytest.raises(EnvironmentError_, match=r"ML_ASSETS_MLFLOW_RETRIES: expected a whole number .* got 'many'"):
+        mlflow_retries({"ML_ASSETS_MLFLOW_RETRIES": "many"})
+    with pytest.raises(EnvironmentError_, match=r"ML_ASSETS_MLFLOW_RETRY_DELAY: expected seconds >= 0, got '-1'"):
+        mlflow_retries({"ML_ASSETS_MLFLOW_RETRY_DELAY": "-1"})

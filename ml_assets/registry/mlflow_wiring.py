@@ -16,18 +16,28 @@ one MLflow run per Dagster run. Its gaps, handled here:
    at the start of a Dagster run: a version blocked by its data contract or its quality gate
    left an empty FAILED MLflow run behind, and paid for importing MLflow. Here the MLflow run
    starts when the registration step first asks for it (`MlflowRun.handle`).
+
+A tracking server that cannot be reached (refused, timed out) is a fault of its own: every
+call to it goes through `reaching`, which has the step retried with exponential backoff
+(ML_ASSETS_MLFLOW_RETRIES, ML_ASSETS_MLFLOW_RETRY_DELAY) and then fails it with one message
+naming the tracking URI.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+from ml_assets.environment import EnvironmentError_
 
 from ml_assets.registry.registration import CHAMPION_ALIAS, MODEL_ARTIFACT  # noqa: F401 (re-exported)
 
@@ -36,12 +46,134 @@ class ModelIntegrityError(RuntimeError):
     """A registered model whose files do not match their recorded checksum: never retried."""
 
 
-# MLflow is a service: a transient failure (timeout, 5xx, a locked sqlite file) is retried
-# with exponential backoff and jitter before the run gives up. Every step that talks to it
-# (evaluation, drift, registration) carries this policy.
+RETRIES_VARIABLE = "ML_ASSETS_MLFLOW_RETRIES"
+RETRY_DELAY_VARIABLE = "ML_ASSETS_MLFLOW_RETRY_DELAY"
+
+
+@dataclass(frozen=True)
+class MlflowRetries:
+    """How often a step that needs MLflow is tried again, and how long it waits before the
+    first retry (doubled for each one after it)."""
+
+    retries: int = 3
+    delay: float = 2.0
+
+    def wait_before(self, retry_number: int) -> float:
+        """Seconds before retry `retry_number + 1` (0 is the first retry)."""
+        return self.delay * 2**retry_number
+
+
+def mlflow_retries(environ: Mapping[str, str] | None = None) -> MlflowRetries:
+    """ML_ASSETS_MLFLOW_RETRIES and ML_ASSETS_MLFLOW_RETRY_DELAY, or their defaults."""
+    env = os.environ if environ is None else environ
+    default = MlflowRetries()
+    raw_retries = env.get(RETRIES_VARIABLE) or str(default.retries)
+    raw_delay = env.get(RETRY_DELAY_VARIABLE) or str(default.delay)
+    try:
+        retries = int(raw_retries)
+        if retries < 0:
+            raise ValueError
+    except ValueError:
+        raise EnvironmentError_(
+            f"{RETRIES_VARIABLE}: expected a whole number of retries >= 0, got {raw_retries!r}"
+        ) from None
+    try:
+        delay = float(raw_delay)
+        if not delay >= 0:  # also refuses nan
+            raise ValueError
+    except ValueError:
+        raise EnvironmentError_(
+            f"{RETRY_DELAY_VARIABLE}: expected seconds >= 0, got {raw_delay!r}"
+        ) from None
+    return MlflowRetries(retries, delay)
+
+
+# MLflow is a service: a transient failure (5xx, a locked sqlite file) is retried with
+# exponential backoff and jitter before the run gives up. Every step that talks to it
+# (evaluation, drift, registration) carries this policy. A server that cannot be reached at
+# all is retried by `reaching` instead, which can say so in one line once it gives up.
+_RETRIES = mlflow_retries()
 MLFLOW_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=1.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    max_retries=_RETRIES.retries, delay=_RETRIES.delay, backoff=dg.Backoff.EXPONENTIAL,
+    jitter=dg.Jitter.PLUS_MINUS,
 )
+
+
+class TrackingServerUnreachable(RuntimeError):
+    """The MLflow tracking server refused the connection or did not answer in time."""
+
+
+def unreachable_reason(error: BaseException) -> str | None:
+    """Why the tracking server could not be reached ("Connection refused"), when that is what
+    `error` (or an exception it was raised from) says; None for any other error, an HTTP 5xx
+    answer among them: a server that answers is reachable."""
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.exceptions.Timeout):
+            timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")
+            return f"no answer within MLFLOW_HTTP_REQUEST_TIMEOUT={timeout} s"
+        if isinstance(current, requests.exceptions.ConnectionError):
+            # "... [Errno 111] Connection refused')": the operating system's own words
+            found = re.search(r"\[Errno -?\d+\] ([^'\"()]+)", str(current))
+            return found.group(1).strip() if found else type(current).__name__
+        # MLflow raises its own error while handling the requests one (implicit context)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None
+
+
+@contextmanager
+def reaching(tracking_uri: str) -> Iterator[None]:
+    """Calls to the tracking server: when it cannot be reached, a step is retried with
+    exponential backoff (`mlflow_retries`) and then fails with one message naming the
+    tracking URI; outside a step (a sensor, the CLI) the same message is raised at once."""
+    try:
+        yield
+    except (dg.RetryRequested, dg.Failure, TrackingServerUnreachable):
+        raise
+    except Exception as exc:
+        reason = unreachable_reason(exc)
+        if reason is None:
+            raise
+        _give_up_or_retry(tracking_uri, reason)
+
+
+def _give_up_or_retry(tracking_uri: str, reason: str) -> None:
+    unreachable = f"MLflow tracking server {tracking_uri} unreachable"
+    try:
+        context = dg.AssetExecutionContext.get()
+    except dg.DagsterInvariantViolationError:
+        raise TrackingServerUnreachable(f"{unreachable}: {reason}") from None
+    settings = mlflow_retries()
+    attempt = context.retry_number  # 0 for the first attempt
+    if attempt < settings.retries:
+        wait = settings.wait_before(attempt)
+        context.log.warning(
+            f"{unreachable} ({reason}); attempt {attempt + 1} of {settings.retries + 1}, "
+            f"trying again in {wait:g} s"
+        )
+        # Dagster's own retry: the step is rescheduled, other steps go on meanwhile.
+        raise dg.RetryRequested(max_retries=settings.retries, seconds_to_wait=wait) from (
+            TrackingServerUnreachable(f"{unreachable}: {reason}")
+        )
+    seconds = _seconds_since_first_attempt(context)
+    raise dg.Failure(
+        description=f"{unreachable} after {attempt + 1} attempts over {seconds:.0f} s: {reason}",
+        allow_retries=False,
+    ) from None
+
+
+def _seconds_since_first_attempt(context) -> float:
+    step_key = context.op_execution_context.op_def.name  # an asset's step is its op
+    starts = [
+        entry.timestamp
+        for entry in context.instance.all_logs(context.run_id, of_type=dg.DagsterEventType.STEP_START)
+        if entry.step_key == step_key
+    ]
+    return time.time() - min(starts) if starts else 0.0
 
 
 # Local sqlite tracking stores this process has seen created and migrated.
@@ -118,15 +250,21 @@ class MlflowRun:
         self._handle: Any = None
         self._generator: Iterator[Any] | None = None
 
+    @property
+    def tracking_uri(self) -> str:
+        return self._tracking_uri
+
     def handle(self, experiment: str):
         if self._handle is not None:
             return self._handle
         import mlflow
         from dagster_mlflow import mlflow_tracking
 
-        ensure_experiment(self._tracking_uri, experiment, self._artifact_location)
-        generator = mlflow_tracking.resource_fn(_ExperimentContext(self._context, experiment))
-        handle = next(generator)
+        # The first call of a run to the tracking server: where an unreachable one is reported.
+        with reaching(self._tracking_uri):
+            ensure_experiment(self._tracking_uri, experiment, self._artifact_location)
+            generator = mlflow_tracking.resource_fn(_ExperimentContext(self._context, experiment))
+            handle = next(generator)
         # dagster-mlflow records the run id only when it resumed a run; when it started one,
         # take it from the active run, so `finish_mlflow_run` continues that very run.
         if handle.mlflow_run_id is None and mlflow.active_run() is not None:
@@ -147,9 +285,21 @@ class MlflowRun:
         import mlflow
 
         if mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
+            _end_active_run("FAILED")
         if self._generator is not None:
             self._generator.close()
+
+
+def _end_active_run(status: str) -> None:
+    """End the active MLflow run; a tracking server that cannot be reached keeps it RUNNING
+    on its side, and nothing more can be done about that from here."""
+    import mlflow
+
+    try:
+        mlflow.end_run(status=status)
+    except Exception as exc:
+        if unreachable_reason(exc) is None:
+            raise
 
 
 class _ExperimentContext:
@@ -196,19 +346,20 @@ def finish_mlflow_run(run: MlflowRun, experiment: str) -> Iterator[None]:
     import mlflow
 
     handle = run.handle(experiment)
-    active = mlflow.active_run()
-    if active is None or active.info.run_id != handle.mlflow_run_id:
-        if active is not None:
-            mlflow.end_run()
-        mlflow.start_run(run_id=handle.mlflow_run_id)
-    try:
-        yield
-    except BaseException:
+    with reaching(run.tracking_uri):
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != handle.mlflow_run_id:
+            if active is not None:
+                mlflow.end_run()
+            mlflow.start_run(run_id=handle.mlflow_run_id)
+        try:
+            yield
+        except BaseException:
+            if mlflow.active_run() is not None:
+                _end_active_run("FAILED")
+            raise
         if mlflow.active_run() is not None:
-            mlflow.end_run(status="FAILED")
-        raise
-    if mlflow.active_run() is not None:
-        mlflow.end_run(status="FINISHED")
+            mlflow.end_run(status="FINISHED")
 
 
 class ModelRegistry(dg.ConfigurableResource):
@@ -239,7 +390,8 @@ class RegisteredModel:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client().get_model_version_by_alias(self.model_name, CHAMPION_ALIAS)
+            with reaching(self.tracking_uri):
+                mv = self.client().get_model_version_by_alias(self.model_name, CHAMPION_ALIAS)
         except MlflowException as exc:
             if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") or (
                 "not found" in str(exc).lower() or "does not exist" in str(exc).lower()
@@ -267,6 +419,10 @@ class RegisteredModel:
 
     def load_version(self, version: int):
         """The registered model, after checking its files against the recorded checksum."""
+        with reaching(self.tracking_uri):
+            return self._load_version(version)
+
+    def _load_version(self, version: int):
         import tempfile
 
         import mlflow.artifacts

@@ -160,8 +160,9 @@ def register(
     if decision["promote"] and current_version != evaluated_against:
         decision = {
             "promote": False,
-            "reason": f"the champion changed from {evaluated_against} to {current_version} after "
-            "this model was evaluated; re-materialise evaluation_report to compare again",
+            "reason": f"the champion changed from {_champion_name(evaluated_against)} to "
+            f"{_champion_name(current_version)} after this model was evaluated; "
+            "re-materialise evaluation_report to compare again",
         }
     client.set_model_version_tag(settings.name, str(number), "promotion", "champion" if decision["promote"] else "not promoted")
     client.set_model_version_tag(settings.name, str(number), "promotion_reason", decision["reason"])
@@ -180,3 +181,8 @@ def register(
         "previous_champion": current_version,
         "links": _links(tracking_uri, run.info.experiment_id, run_id, settings.name, number),
     }
+
+
+def _champion_name(version: int | None) -> str:
+    """A champion's model version in a reason: its number, or "none" when there was none."""
+    return "none" if version is None else str(version)

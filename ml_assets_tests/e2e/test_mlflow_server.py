@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -150,3 +151,74 @@ def test_mlflow_models_serve_answers_invocations(mlflow_url, trained, tmp_path):
         assert agree >= 7, (predictions, list(sample["diagnosis"]))
     finally:
         serve.stop()
+
+
+PIPELINE_FILE = ("name: bc\ntarget: diagnosis\ntask: classification\nid_columns: [patient_id]\n"
+                 "positive_label: malignant\n")
+# What a user does in the UI with a failed run ("Re-execute from failure"), through the API.
+def files_of(*folders):
+    return {p: p.read_bytes() for folder in folders for p in folder.rglob("*") if p.is_file()}
+
+
+def test_mlflow_down_for_a_whole_run_fails_clearly_keeps_everything_and_a_rerun_registers(tmp_path):
+    from ml_assets_tests.conftest import breast_cancer
+
+    root = tmp_path / "mlflow_server"
+    server, url = start_mlflow_server(root)
+    work = tmp_path / "project"
+    landing = work / "home" / "landing"
+    landing.mkdir(parents=True)
+    (work / "dagster_home").mkdir()
+    (work / "ml_assets.yaml").write_text(PIPELINE_FILE)
+    env = clean_env(MLFLOW_TRACKING_URI=url, DAGSTER_HOME=str(work / "dagster_home"),
+                    ML_ASSETS_HOME=str(work / "home"), ML_ASSETS_SETTLE_SECONDS="0",
+                    # retries in seconds: two step retries, one HTTP request each
+                    ML_ASSETS_MLFLOW_RETRIES="2", ML_ASSETS_MLFLOW_RETRY_DELAY="0.5",
+                    MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    try:
+        breast_cancer().head(300).to_csv(landing / "v1.csv", index=False)
+        first = ml_assets(["run"], work, env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "=> registered bc version 1 and promoted to champion" in first.stdout
+        [key1] = re.findall(r"^(\S+)  \(v1\.csv\)", first.stdout, re.MULTILINE)
+
+        server.stop()  # down before the next run starts, for all of it
+        # the first version's files and the data contract (the store's indexes grow with v2)
+        kept = files_of(work / "home" / "store" / "bc" / "versions", work / "home" / "contracts")
+        breast_cancer().tail(300).to_csv(landing / "v2.csv", index=False)
+        down = ml_assets(["run"], work, env)
+
+        assert down.returncode == 1, down.stdout + down.stderr
+        assert "Traceback" not in down.stdout + down.stderr
+        [key2] = re.findall(r"^(\S+)  \(v2\.csv\)", down.stdout, re.MULTILINE)
+        message = rf"MLflow tracking server {re.escape(url)} unreachable after 3 attempts over \d+ s: Connection refused"
+        for step in ("drift_report", "evaluation_report"):
+            assert re.search(rf"^  {step} +FAILED +[\d.]+s  {message}$", down.stdout, re.MULTILINE), down.stdout
+        assert re.search(r"^  registered_model_version +skipped$", down.stdout, re.MULTILINE), down.stdout
+        assert re.search(rf"^  => failed: v2\.csv \(data version {key2}\) in drift_report: {message} "
+                         r"\(run [0-9a-f-]+\)$", down.stdout, re.MULTILINE), down.stdout
+        assert [path for path, data in kept.items() if path.read_bytes() != data] == []  # nothing lost
+
+        # MLflow returns on the same port with the same store
+        server = Service("mlflow_server_again", list(server.process.args), root, clean_env(
+            MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_BACKEND_STORE_URI=f"sqlite:///{root / 'mlflow.db'}"))
+        server.wait_http(f"{url}/health", timeout=180)
+        mlflow = client(url)
+        champion = mlflow.get_model_version_by_alias("bc", "champion")
+        assert (champion.version, champion.tags["data_version"]) == ("1", key1)  # unchanged
+
+        # the next `ml-assets run` resumes the failed run from the steps that failed
+        rerun = ml_assets(["run"], work, env)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert re.search(rf"^{key2}  \(v2\.csv\): resuming run [0-9a-f-]+ from the step that failed$",
+                         rerun.stdout, re.MULTILINE), rerun.stdout
+        assert re.search(r"^  evaluation_report +ok ", rerun.stdout, re.MULTILINE), rerun.stdout
+        assert "=> registered bc version 2" in rerun.stdout, rerun.stdout
+        again = ml_assets(["run"], work, env)  # and only once
+        assert again.returncode == 0 and "nothing new" in again.stdout, again.stdout
+        registered = {v.version: v.tags["data_version"] for v in mlflow.search_model_versions("name='bc'")}
+        assert registered == {"1": key1, "2": key2}
+        experiment = mlflow.get_experiment_by_name("bc")
+        assert {r.info.status for r in mlflow.search_runs([experiment.experiment_id])} == {"FINISHED"}
+    finally:
+        server.stop()
