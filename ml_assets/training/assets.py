@@ -291,13 +291,14 @@ def build_training_assets(pipeline: Pipeline) -> list:
         step starts and logs this report, its plots and the model to (no run when the gate
         failed), and the champion's version page when there was one to compare with."""
         from ml_assets.registry.mlflow_ui import dagster_run_search_url, model_version_url
-        from ml_assets.registry.mlflow_wiring import ensure_experiment
+        from ml_assets.registry.mlflow_wiring import ensure_experiment, reaching
 
         ui = env.mlflow_ui_url
         # The experiment the registration step logs to (created here if this is the first).
-        experiment_id = ensure_experiment(
-            registry.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
-        )
+        with reaching(registry.tracking_uri):
+            experiment_id = ensure_experiment(
+                registry.tracking_uri, settings.name, str(env.mlflow_artifacts_dir)
+            )
         links = {"mlflow_run_search": dagster_run_search_url(ui, experiment_id, dagster_run_id)}
         if champion is not None:
             links["mlflow_champion_version"] = model_version_url(ui, settings.name, champion["version"])
