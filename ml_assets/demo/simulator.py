@@ -143,3 +143,15 @@ def write_versions(landing_dir: Path, count: int, drift: bool,
         tmp.rename(path)  # appears whole: a sensor tick never sees a half-written file
         written.append(path)
     return written
+
+
+def shuffle_labels(table: pd.DataFrame, target: str, seed: int, share: float = 1.0) -> pd.DataFrame:
+    """The table with the labels of `share` of its rows (all by default) permuted among those
+    rows, with a fixed seed: the features stay, the link from features to label is cut. A
+    version no model should be promoted on (a join gone wrong, labels from another table)."""
+    out = table.copy()
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(out), size=int(round(share * len(out))), replace=False)
+    column = out.columns.get_loc(target)
+    out.iloc[rows, column] = rng.permutation(out.iloc[rows, column].to_numpy())
+    return out
