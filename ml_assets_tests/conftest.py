@@ -193,3 +193,29 @@ def run_selection(project, instance, key, names):
         partition_key=key, instance=instance, raise_on_error=False,
         asset_selection=project.names.keys(names),
     )
+
+
+def launch_request(defs, instance, job_name: str, request, sensor_name: str):
+    """What the daemon does with a sensor's RunRequest: a run of the job with the request's
+    selection and tags, plus the tags Dagster gives a sensor's runs."""
+    return defs.resolve_job_def(job_name).execute_in_process(
+        partition_key=request.partition_key, instance=instance, raise_on_error=False,
+        asset_selection=list(request.asset_selection),
+        tags={**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": sensor_name},
+    )
+
+
+def run_new_version(defs, instance, names, request) -> None:
+    """A new version as the daemon runs it from new_data_sensor's request: its validation run,
+    then the run of the rest that the sensor's next tick asks for; both must succeed."""
+    import dagster as dg
+
+    sensor = defs.get_sensor_def(names.new_data_sensor)
+    for stage in ("validate", "train"):
+        assert request.tags["ml_assets/stage"] == stage
+        run = launch_request(defs, instance, names.job, request, names.new_data_sensor)
+        assert run.success, (names.slug, stage)
+        if stage == "validate":
+            context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(),
+                                              definitions=defs)
+            (request,) = sensor.evaluate_tick(context).run_requests

@@ -20,10 +20,10 @@ from ml_assets.component import (
 )
 from ml_assets.config import PipelineSettings, load_settings
 from ml_assets.environment import BUNDLED_PIPELINES
-from ml_assets.graph import ALL_ASSETS, CHECKS
+from ml_assets.graph import ALL_ASSETS, CHECKS, DagsterNames
 from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.storage import VersionedStore
-from ml_assets_tests.conftest import breast_cancer
+from ml_assets_tests.conftest import breast_cancer, run_new_version
 
 # The dg installed beside this interpreter: the one `make install` puts into .venv, running
 # in that same environment (dg loads a project's code with the Python that runs dg itself).
@@ -250,11 +250,7 @@ def test_a_file_dropped_into_its_landing_folder_is_trained_and_registered(projec
     for request in tick.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     (request,) = tick.run_requests
-    run = defs.resolve_job_def("breast_cancer__train_version").execute_in_process(
-        partition_key=request.partition_key, instance=instance, raise_on_error=False,
-        asset_selection=request.asset_selection, tags=request.tags,
-    )
-    assert run.success
+    run_new_version(defs, instance, DagsterNames.of("breast_cancer"), request)
 
     champion = RegisteredModel(f"sqlite:///{project.home / 'mlflow.db'}", "breast-cancer").champion()
     assert champion is not None and champion["version"] == 1

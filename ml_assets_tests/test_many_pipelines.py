@@ -13,7 +13,7 @@ from ml_assets.invalid_pipelines import GROUP as INVALID_GROUP
 from ml_assets.pipelines import load_catalog
 from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.storage import VersionedStore
-from ml_assets_tests.conftest import DATASETS
+from ml_assets_tests.conftest import DATASETS, run_new_version
 
 PIPELINES = ("breast_cancer", "diabetes", "wine")
 
@@ -107,19 +107,8 @@ def test_each_pipeline_trains_its_own_champion_and_a_file_starts_only_its_own_ru
         if name == "breast_cancer":  # asked for on the first tick already
             requests = results["breast_cancer"].run_requests
         (request,) = requests
-        # its validation run, then the rest that the sensor's next tick asks for
-        for stage in ("validate", "train"):
-            assert {k.path[0] for k in request.asset_selection} == {pipeline.slug}
-            assert request.tags["ml_assets/stage"] == stage
-            run = defs.resolve_job_def(pipeline.names.job).execute_in_process(
-                partition_key=request.partition_key, instance=instance, raise_on_error=False,
-                asset_selection=request.asset_selection,
-                tags={**request.tags, "dagster/run_key": request.run_key,
-                      "dagster/sensor_name": pipeline.names.new_data_sensor},
-            )
-            assert run.success, (name, stage)
-            if stage == "validate":
-                (request,) = tick(defs, instance, pipeline.names.new_data_sensor).run_requests
+        assert {k.path[0] for k in request.asset_selection} == {pipeline.slug}
+        run_new_version(defs, instance, pipeline.names, request)
     champions = {n: RegisteredModel(env.tracking_uri, n).champion() for n in PIPELINES}
     assert all(c is not None and c["version"] == 1 for c in champions.values())
     # each champion was trained on its own pipeline's version, from its own landing folder

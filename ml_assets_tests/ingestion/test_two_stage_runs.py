@@ -11,20 +11,13 @@ from ml_assets.graph import (
     VALIDATE_ASSETS,
     after_validation,
 )
-from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
+from ml_assets_tests.conftest import DATASETS, breast_cancer, launch_request, make_project
 from ml_assets_tests.ingestion.test_new_data_sensor import apply, tick
 from ml_assets_tests.test_cli import STEP_LINE, cli
 
 
 def launch(project, instance, request, sensor_name):
-    """What the daemon does with a sensor's RunRequest: a run of the job with the request's
-    selection and tags, plus the tags Dagster adds to a sensor's runs."""
-    job = project.defs().resolve_job_def(project.names.job)
-    return job.execute_in_process(
-        partition_key=request.partition_key, instance=instance, raise_on_error=False,
-        asset_selection=list(request.asset_selection),
-        tags={**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": sensor_name},
-    )
+    return launch_request(project.defs(), instance, project.names.job, request, sensor_name)
 
 
 def step_lines(output: str) -> list[tuple[str, str]]:
