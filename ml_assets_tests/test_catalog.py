@@ -87,8 +87,11 @@ def test_a_broken_file_is_reported_and_the_others_load(tmp_path):
     assert catalog.names == ["churn"]
     errors = {p.path.name: p.error for p in catalog.invalid}
     assert set(errors) == {"broken.yaml", "garbage.yaml"}
-    assert "broken.yaml: key 'task': expected one of 'classification' or 'regression'" in errors["broken.yaml"]
-    assert "garbage.yaml: not valid YAML at line" in errors["garbage.yaml"]
+    folder = tmp_path / "pipelines"
+    assert errors["broken.yaml"] == (f"{folder / 'broken.yaml'}: key 'task': expected one of "
+                                     "'classification' or 'regression', got 'regresion'")
+    assert errors["garbage.yaml"] == (f"{folder / 'garbage.yaml'}: not valid YAML at line 2, column 1: "
+                                      "expected ',' or ']', but got '<stream end>'")
 
 
 def test_two_files_of_one_name_or_slug_are_both_refused(tmp_path):
@@ -99,8 +102,17 @@ def test_two_files_of_one_name_or_slug_are_both_refused(tmp_path):
     assert catalog.names == ["churn"]
     errors = {p.path.name: p.error for p in catalog.invalid}
     assert set(errors) == {"a.yaml", "b.yaml"}
-    assert "key 'name'" in errors["a.yaml"] and "b.yaml (name 'house_prices') also claims" in errors["a.yaml"]
-    assert "a.yaml (name 'house-prices') also claims" in errors["b.yaml"]
+    a, b = tmp_path / "pipelines" / "a.yaml", tmp_path / "pipelines" / "b.yaml"
+    assert errors["a.yaml"] == (
+        f"{a}: key 'name': expected a pipeline name of its own, got 'house-prices', which {b} "
+        "(name 'house_prices') also claims (Dagster names house_prices/...); neither is loaded "
+        "until one is renamed"
+    )
+    assert errors["b.yaml"] == (
+        f"{b}: key 'name': expected a pipeline name of its own, got 'house_prices', which {a} "
+        "(name 'house-prices') also claims (Dagster names house_prices/...); neither is loaded "
+        "until one is renamed"
+    )
 
 
 def test_an_empty_folder_and_a_missing_one_are_clear_errors(tmp_path):

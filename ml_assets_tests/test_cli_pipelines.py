@@ -24,7 +24,17 @@ def test_pipelines_lists_each_file_and_why_one_is_invalid(tmp_path):
     team(tmp_path)
     listed = cli(tmp_path, "pipelines")
     assert listed.returncode == 1
-    assert "INVALID" in listed.stdout and "broken.yaml: key 'task'" in listed.stdout
+    folder, home = tmp_path / "pipelines", tmp_path / ".ml_assets"
+    assert listed.stdout.splitlines() == [
+        f"pipelines from the pipelines folder {folder}:",
+        f"  breast_cancer            classification  {folder / 'breast_cancer.yaml'}",
+        f"                           landing {home / 'landing' / 'breast_cancer'} (*.csv)",
+        f"  INVALID {folder / 'broken.yaml'}",
+        f"    {folder / 'broken.yaml'}: key 'task': expected one of 'classification' or 'regression', "
+        "got 'clasification'",
+        f"  wine                     classification  {folder / 'wine.yaml'}",
+        f"                           landing {home / 'landing' / 'wine'} (*.csv)",
+    ]
     rows = {r["file"].rsplit("/", 1)[1]: r for r in json.loads(cli(tmp_path, "pipelines", "--json").stdout)["pipelines"]}
     assert rows["wine.yaml"]["valid"] and rows["wine.yaml"]["slug"] == "wine"
     assert rows["wine.yaml"]["landing_dir"] == str(tmp_path / ".ml_assets" / "landing" / "wine")
@@ -62,9 +72,15 @@ def test_commands_of_one_pipeline_ask_which_and_unknown_names_are_named(tmp_path
     team(tmp_path)
     unnamed = cli(tmp_path, "contract", "show")
     assert unnamed.returncode == 2
-    assert "2 pipelines" in unnamed.stderr and "--pipeline NAME" in unnamed.stderr
+    folder = tmp_path / "pipelines"
+    assert unnamed.stderr == (f"error: 2 pipelines in the pipelines folder {folder} (breast_cancer, wine): "
+                              "name one with --pipeline NAME\n")
     unknown = cli(tmp_path, "run", "--pipeline", "nope")
     assert unknown.returncode == 2
-    assert "no pipeline named 'nope'" in unknown.stderr and "known: breast_cancer, wine" in unknown.stderr
+    assert unknown.stderr == (f"error: no pipeline named 'nope' in the pipelines folder {folder}; "
+                              "known: breast_cancer, wine\n")
     broken = cli(tmp_path, "status", "--pipeline", "churn")
-    assert broken.returncode == 2 and "'churn' is an invalid pipeline file here" in broken.stderr
+    assert broken.returncode == 2
+    assert broken.stderr == (f"error: no pipeline named 'churn' in the pipelines folder {folder}; "
+                             "known: breast_cancer, wine; 'churn' is an invalid pipeline file here "
+                             "(see `ml-assets pipelines`)\n")

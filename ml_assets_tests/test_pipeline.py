@@ -6,13 +6,15 @@ materialisations and their metadata, the checks, the MLflow registry and the cha
 """
 
 import json
+import re
 import subprocess
 import sys
 
 import dagster as dg
+import pandas as pd
 import pytest
 
-from ml_assets.graph import ALL_ASSETS, CHECKS, FEATURES, TRAIN_ASSETS
+from ml_assets.graph import ALL_ASSETS, CHECKS, EVALUATION_REPORT, FEATURES, TRAIN_ASSETS
 from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project
 
 
@@ -91,27 +93,63 @@ def test_first_version_becomes_champion(tmp_path, instance, dataset):
     assert gc.get_freeze_count() == 0 and not heap_frozen()
 
 
-def test_champion_loads_in_a_fresh_process_from_landing_rows(tmp_path, instance):
+def held_out_landing_rows(project, key: str, landed: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The landed rows the model was not trained on: the feature table's held-out rows (its
+    rows are the landed rows in order when none was refused, which is checked here)."""
+    from ml_assets.core.modeling import SPLIT_COLUMN, feature_columns
+
+    table = pd.read_parquet(project.store.artifact_path(key, FEATURES, "parquet"))
+    assert len(table) == len(landed)  # no row was refused: row i is landed row i
+    columns = feature_columns(table, target)
+    assert table[columns].equals(landed[columns])
+    return landed[(table[SPLIT_COLUMN] == "test").to_numpy()]
+
+
+def test_champion_loads_in_a_fresh_process_and_scores_held_out_landing_rows(tmp_path, instance):
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
     _, pipeline = DATASETS["breast_cancer"]
     project = make_project(tmp_path, "bc", **pipeline)
-    project.drop("bc.csv", breast_cancer())
+    landed = breast_cancer()
+    project.drop("bc.csv", landed)
     [key] = project.register_new(instance)
     assert project.run_version(instance, key).success
 
+    held_out = held_out_landing_rows(project, key, landed, "diagnosis")
+    rows_file = tmp_path / "held_out.csv"
+    held_out.drop(columns=["diagnosis"]).to_csv(rows_file, index=False)  # as a user's rows come
     script = f"""
 import json, mlflow, mlflow.sklearn, mlflow.pyfunc, pandas as pd
 mlflow.set_tracking_uri({project.env.tracking_uri!r})
-rows = pd.read_csv({str(project.landing / 'bc.csv')!r}).drop(columns=['diagnosis']).head(20)
+rows = pd.read_csv({str(rows_file)!r})
 model = mlflow.sklearn.load_model('models:/bc@champion')
-proba = model.predict_proba(rows)
-pyfunc = mlflow.pyfunc.load_model('models:/bc@champion').predict(rows.drop(columns=['patient_id']))
-print(json.dumps({{"classes": list(model.classes_), "proba_rows": len(proba), "pyfunc": list(pyfunc[:3])}}))
+malignant = model.predict_proba(rows)[:, list(model.classes_).index('malignant')]
+labels = mlflow.pyfunc.load_model('models:/bc@champion').predict(rows.drop(columns=['patient_id']))
+print(json.dumps({{"classes": list(model.classes_), "malignant": malignant.tolist(),
+                  "labels": list(labels)}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout.strip().splitlines()[-1])
-    assert answer["classes"] == ["benign", "malignant"] and answer["proba_rows"] == 20
-    assert set(answer["pyfunc"]) <= {"benign", "malignant"}
+    assert answer["classes"] == ["benign", "malignant"]
+
+    truth = held_out["diagnosis"].tolist()
+    auc = roc_auc_score([t == "malignant" for t in truth], answer["malignant"])
+    accuracy = accuracy_score(truth, answer["labels"])
+    # better than a model that always says the commoner diagnosis of these rows, by far
+    always_commoner = held_out["diagnosis"].value_counts(normalize=True).max()
+    assert auc > 0.95 and accuracy > always_commoner + 0.25, (auc, accuracy, always_commoner)
+    # what the registered model serves is what its evaluation measured on the same rows
+    report = json.loads(project.store.artifact_path(key, EVALUATION_REPORT, "json").read_text())
+    assert report["test_rows"] == len(held_out)
+    assert auc == pytest.approx(report["metrics"]["roc_auc"], abs=1e-12)
+    assert accuracy == pytest.approx(report["metrics"]["accuracy"], abs=1e-12)
+    confusion = pd.crosstab(pd.Series(truth, name="truth"), pd.Series(answer["labels"], name="served"))
+    assert report["confusion"] == {
+        "labels": ["benign", "malignant"],
+        "matrix": confusion.reindex(index=["benign", "malignant"], columns=["benign", "malignant"],
+                                    fill_value=0).to_numpy().tolist(),
+    }
 
 
 def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
@@ -131,7 +169,10 @@ def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
     assert not result.success
     contract = check_results(result)["data_contract"]
     assert not contract.passed and contract.blocking
-    assert "mean_radius" in contract.description and second in contract.description
+    assert contract.description == (
+        f"data version {second}: 1 of 184 expectations failed:\n- mean_radius: 100.0% of values "
+        "outside [0, 281.1] (allowed: 1.0%), e.g. 1.06e+10, 1.453e+10, 1.157e+10"
+    )
     for asset in (FEATURES, *TRAIN_ASSETS):
         assert materialization(project, instance, asset, second) is None, asset
     assert project.registry().champion()["data_version"] == first
@@ -147,7 +188,7 @@ def test_bad_file_is_blocked_and_champion_survives(tmp_path, instance):
 
 def test_failed_quality_gate_registers_nothing(tmp_path, instance):
     _, pipeline = DATASETS["breast_cancer"]
-    project = make_project(tmp_path, "bc", **{**pipeline, "gates": {"min": {"roc_auc": 0.9999}}})
+    project = make_project(tmp_path, "bc", **{**pipeline, "gates": {"min": {"roc_auc": 0.95}}})
     shuffled = breast_cancer()
     shuffled["diagnosis"] = shuffled["diagnosis"].sample(frac=1.0, random_state=0).to_numpy()
     project.drop("noise.csv", shuffled)
@@ -155,7 +196,9 @@ def test_failed_quality_gate_registers_nothing(tmp_path, instance):
     result = project.run_version(instance, key)
 
     gate = check_results(result)["quality_gate"]
-    assert not gate.passed and "roc_auc" in gate.description
+    auc = json.loads(project.store.artifact_path(key, EVALUATION_REPORT, "json").read_text())["metrics"]["roc_auc"]
+    assert not gate.passed
+    assert gate.description == f"data version {key}: roc_auc {auc:.3f} is below the floor 0.950 set in gates.min.roc_auc"
     assert materialization(project, instance, "registered_model_version", key) is None
     assert project.registry().champion() is None
     assert mlflow_runs(project) == []  # no empty FAILED run in MLflow
@@ -181,7 +224,13 @@ def test_worse_model_is_registered_but_not_promoted(tmp_path, instance):
 
     registered = materialization(project, instance, "registered_model_version", second).metadata
     assert registered["promoted"].value is False
-    assert "champion" in registered["decision"].value
+    report = json.loads(project.store.artifact_path(second, EVALUATION_REPORT, "json").read_text())
+    own, champions = report["metrics"]["roc_auc"], report["champion"]["metrics"]["roc_auc"]
+    assert registered["decision"].value == (
+        f"not promoted: challenger roc_auc {own:.3f} on its own held-out rows is more than 10% worse "
+        f"than the champion's {champions:.3f} at its evaluation (gates.max_drop_from_champion_evaluation): "
+        "the new labels look noisier or less consistent; the champion stays."
+    )
     assert check_results(result)["champion_comparison"].passed is False
     assert project.registry().champion()["data_version"] == first
 
@@ -214,4 +263,9 @@ def test_raw_data_is_kept_as_its_snapshot_and_read_again_by_a_later_run(tmp_path
 
     [failed] = [s for s in summarize_run(instance, result.run_id).steps if s.status == "failed"]
     assert failed.step == "validated_data"
-    assert key in failed.error and "was modified" in failed.error
+    registered = project.store.version(key).sha256
+    assert re.fullmatch(
+        re.escape(f"the snapshot of {key} at {snapshot} was modified: sha256 ") + "[0-9a-f]{12}"
+        + re.escape(f" != registered {registered[:12]}"),
+        failed.error,
+    ), failed.error

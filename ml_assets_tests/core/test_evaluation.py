@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml_assets.config import parse_settings
+from ml_assets.core.evaluation.gate import format_metric, format_metric_pair
 from ml_assets.core.evaluation import (
     GateResult,
     baseline_scores,
@@ -330,16 +331,17 @@ def test_gate_ceiling_and_missing_metric(cancer):
     settings = settings_for(gates={"max": {"log_loss": 0.01}})
     gate = quality_gate(metrics, settings)
     assert not gate.passed
-    assert (
-        "log_loss" in gate.failures[0]
-        and "above the ceiling 0.010 set in gates.max.log_loss" in gate.failures[0]
-    )
+    assert gate.failures == [
+        f"log_loss {format_metric(metrics['log_loss'])} is above the ceiling 0.010 set in gates.max.log_loss"
+    ]
 
     without_auc = {k: v for k, v in metrics.items() if k != "roc_auc"}
     gate = quality_gate(without_auc, settings_for())
     assert not gate.passed
-    assert "roc_auc could not be computed" in gate.failures[0]
-    assert "gates.min.roc_auc" in gate.failures[0]
+    assert gate.failures == [
+        "roc_auc could not be computed on the held-out rows (undefined there, e.g. only one class "
+        "present), so the floor 0.700 (the default for gates.min.roc_auc) cannot be checked"
+    ]
     assert gate.checked["gates.min.roc_auc"]["value"] is None
 
 
@@ -354,7 +356,8 @@ def test_gate_fails_a_model_trained_on_shuffled_labels(cancer):
         noise = classifier().fit(X_tr, shuffled)
         gate = quality_gate(score(noise, X_te, y_te, "classification", "malignant"), settings, base)
         assert not gate.passed, seed
-        assert any("gates.min.roc_auc" in f for f in gate.failures)
+        auc = format_metric(gate.checked["gates.min.roc_auc"]["value"])
+        assert f"roc_auc {auc} is below the floor 0.700 (the default for gates.min.roc_auc)" in gate.failures
 
 
 def test_gate_fails_a_model_no_better_than_the_baseline(diabetes):
@@ -365,14 +368,21 @@ def test_gate_fails_a_model_no_better_than_the_baseline(diabetes):
     # the baseline itself, scored as a model: equal is not better
     gate = quality_gate(dict(base), no_floor, base)
     assert not gate.passed
-    assert gate.failures[0].startswith(f"r2 {base['r2']:.3f} is no better than the baseline's")
-    assert "gates.beat_baseline" in gate.failures[0]
+    assert gate.failures == [
+        f"r2 {base['r2']:.3f} is no better than the baseline's {base['r2']:.3f} (a model that ignores "
+        "the features; higher is better); gates.beat_baseline requires the model to beat it"
+    ]
 
     # a model that learned noise does worse than predicting the mean
     shuffled = pd.Series(np.random.default_rng(1).permutation(y_tr.to_numpy()), index=y_tr.index)
     noise = make_pipeline(StandardScaler(), Ridge()).fit(X_tr, shuffled)
-    gate = quality_gate(score(noise, X_te, y_te, "regression"), no_floor, base)
-    assert not gate.passed and "baseline" in gate.failures[0]
+    noisy = score(noise, X_te, y_te, "regression")
+    gate = quality_gate(noisy, no_floor, base)
+    learned, ignored = format_metric_pair(noisy["r2"], base["r2"])
+    assert gate.failures == [
+        f"r2 {learned} is no better than the baseline's {ignored} (a model that ignores "
+        "the features; higher is better); gates.beat_baseline requires the model to beat it"
+    ]
 
     # switched off, only the (empty) floors apply
     off = settings_for("regression", gates={"min": {}, "beat_baseline": False})
@@ -387,7 +397,11 @@ def test_gate_direction_for_lower_is_better_primary_metric(diabetes):
     assert quality_gate(good, settings, base).passed
     worse = {**good, "rmse": base["rmse"] + 1}
     gate = quality_gate(worse, settings, base)
-    assert not gate.passed and "rmse" in gate.failures[0] and "lower is better" in gate.failures[0]
+    rmse, baseline_rmse = format_metric_pair(worse["rmse"], base["rmse"])
+    assert gate.failures == [
+        f"rmse {rmse} is no better than the baseline's {baseline_rmse} (a model that ignores "
+        "the features; lower is better); gates.beat_baseline requires the model to beat it"
+    ]
 
 
 # --------------------------------------------------------------------------- promotion
@@ -400,7 +414,7 @@ def _passed() -> GateResult:
 def test_first_model_is_promoted_when_there_is_no_champion():
     decision = decide_promotion({"roc_auc": 0.9}, None, _passed(), settings_for())
     assert decision.promote
-    assert "no champion yet" in decision.reason
+    assert decision.reason == "promoted: no champion yet, and the challenger with roc_auc 0.900 passed every gate."
     assert decision.challenger == 0.9 and decision.champion is None
     assert decision.metric == "roc_auc"
 
@@ -410,8 +424,10 @@ def test_worse_challenger_is_not_promoted_and_the_champion_stays():
         {"roc_auc": 0.950}, {"roc_auc": 0.975}, _passed(), settings_for(), n_rows=114
     )
     assert not decision.promote
-    assert "0.950" in decision.reason and "0.975" in decision.reason
-    assert "114 held-out rows" in decision.reason and "champion stays" in decision.reason
+    assert decision.reason == (
+        "challenger roc_auc 0.950 < champion 0.975 on the same 114 held-out rows: not promoted; "
+        "the champion stays."
+    )
 
 
 def test_better_or_equal_challenger_is_promoted():
@@ -420,10 +436,10 @@ def test_better_or_equal_challenger_is_promoted():
         {"roc_auc": 0.981}, {"roc_auc": 0.975}, _passed(), settings, n_rows=114
     )
     assert better.promote
-    assert better.reason.startswith(
-        "challenger roc_auc 0.981 >= champion 0.975 on the same 114 held-out rows"
-    )
-    assert decide_promotion({"roc_auc": 0.975}, {"roc_auc": 0.975}, _passed(), settings).promote
+    assert better.reason == "challenger roc_auc 0.981 >= champion 0.975 on the same 114 held-out rows: promoted."
+    equal = decide_promotion({"roc_auc": 0.975}, {"roc_auc": 0.975}, _passed(), settings)
+    assert equal.promote
+    assert equal.reason == "challenger roc_auc 0.975 >= champion 0.975 on the same held-out rows: promoted."
 
 
 def test_close_values_are_printed_so_they_differ():
@@ -431,7 +447,10 @@ def test_close_values_are_printed_so_they_differ():
         {"roc_auc": 0.97491}, {"roc_auc": 0.97512}, _passed(), settings_for()
     )
     assert not decision.promote
-    assert "0.9749" in decision.reason and "0.9751" in decision.reason
+    assert decision.reason == (
+        "challenger roc_auc 0.9749 < champion 0.9751 on the same held-out rows: not promoted; "
+        "the champion stays."
+    )
 
 
 def test_failed_gate_never_promotes_even_without_a_champion():
@@ -442,28 +461,42 @@ def test_failed_gate_never_promotes_even_without_a_champion():
     )
     decision = decide_promotion({"roc_auc": 0.612}, None, failed, settings_for())
     assert not decision.promote
-    assert "roc_auc 0.612 is below the floor 0.700" in decision.reason
+    assert decision.reason == (
+        "not promoted: the quality gate failed (roc_auc 0.612 is below the floor 0.700 set in "
+        "gates.min.roc_auc); there is still no champion."
+    )
     better_than_champion = decide_promotion(
         {"roc_auc": 0.99}, {"roc_auc": 0.5}, failed, settings_for()
     )
-    assert not better_than_champion.promote and "champion stays" in better_than_champion.reason
+    assert not better_than_champion.promote
+    assert better_than_champion.reason == (
+        "not promoted: the quality gate failed (roc_auc 0.612 is below the floor 0.700 set in "
+        "gates.min.roc_auc); the champion stays."
+    )
 
 
 def test_promotion_tolerance_is_honoured_in_the_metric_direction():
     tolerant = settings_for(gates={"promotion_tolerance": 0.01})
-    assert decide_promotion({"roc_auc": 0.968}, {"roc_auc": 0.975}, _passed(), tolerant).promote
-    assert (
-        "tolerance"
-        in decide_promotion({"roc_auc": 0.968}, {"roc_auc": 0.975}, _passed(), tolerant).reason
+    within = decide_promotion({"roc_auc": 0.968}, {"roc_auc": 0.975}, _passed(), tolerant)
+    assert within.promote
+    assert within.reason == (
+        "challenger roc_auc 0.968 is worse than champion 0.975 on the same held-out rows, but within "
+        "the promotion tolerance 0.010 (gates.promotion_tolerance): promoted."
     )
-    assert not decide_promotion({"roc_auc": 0.960}, {"roc_auc": 0.975}, _passed(), tolerant).promote
+    beyond = decide_promotion({"roc_auc": 0.960}, {"roc_auc": 0.975}, _passed(), tolerant)
+    assert not beyond.promote
+    assert beyond.reason == (
+        "challenger roc_auc 0.960 < champion 0.975 on the same held-out rows by more than the "
+        "promotion tolerance 0.010: not promoted; the champion stays."
+    )
 
     # rmse: lower is better, so the tolerance is added to the champion's value
     rmse = settings_for("regression", gates={"primary_metric": "rmse", "promotion_tolerance": 2})
     assert decide_promotion({"rmse": 51.5}, {"rmse": 50.0}, _passed(), rmse).promote
     assert not decide_promotion({"rmse": 52.5}, {"rmse": 50.0}, _passed(), rmse).promote
     lower = decide_promotion({"rmse": 48.0}, {"rmse": 50.0}, _passed(), rmse)
-    assert lower.promote and "rmse 48.000 <= champion 50.000" in lower.reason
+    assert lower.promote
+    assert lower.reason == "challenger rmse 48.000 <= champion 50.000 on the same held-out rows: promoted."
 
 
 def test_promotion_decision_is_json_able():
@@ -482,7 +515,12 @@ def test_noisy_labels_cannot_win_a_coin_toss_against_the_champion():
     passed = GateResult(True, [], {})
     noisy = decide_promotion({"roc_auc": 0.74}, {"roc_auc": 0.72}, passed, settings,
                              n_rows=100, champion_evaluated=0.99)
-    assert not noisy.promote and "max_drop_from_champion_evaluation" in noisy.reason
+    assert not noisy.promote
+    assert noisy.reason == (
+        "not promoted: challenger roc_auc 0.740 on its own held-out rows is more than 10% worse than "
+        "the champion's 0.990 at its evaluation (gates.max_drop_from_champion_evaluation): the new "
+        "labels look noisier or less consistent; the champion stays."
+    )
     steady = decide_promotion({"roc_auc": 0.97}, {"roc_auc": 0.95}, passed, settings,
                               n_rows=100, champion_evaluated=0.99)
     assert steady.promote

@@ -91,14 +91,20 @@ def test_the_comparison_set_excludes_exactly_the_champions_training_rows(table, 
     assert (rows.seen_by_champion, rows.duplicates, rows.compared) == (seen, duplicates, compared)
     assert rows.excluded == seen + duplicates
     assert len(rows.keep) == (challenger_rows.split == "test").sum()
+    assert duplicates == 0  # no row of the table repeats another
+    method = "id columns patient_id" if id_columns else "feature and label values"
+    assert rows.method == method
     if kind == "disjoint":
-        assert seen == 0 and rows.summary().startswith(f"compared on all {compared} held-out rows")
+        assert seen == 0 and rows.summary() == (
+            f"compared on all {compared} held-out rows; none excluded: none of them is a row the "
+            f"champion was trained on (matched by {method})"
+        )
     else:
         assert seen > 0  # these versions share rows: some held-out rows were trained on
-        assert f"compared on {compared} held-out rows; {seen} excluded: rows the champion was " \
-            "trained on" in rows.summary()
-    method = "id columns patient_id" if id_columns else "feature and label values"
-    assert rows.method == method and f"(matched by {method})" in rows.summary()
+        assert rows.summary() == (
+            f"compared on {compared} held-out rows; {seen} excluded: rows the champion was "
+            f"trained on (matched by {method})"
+        )
 
 
 def test_the_kept_rows_are_the_held_out_rows_the_champion_never_saw(table):
@@ -194,9 +200,12 @@ def test_a_champion_table_written_before_identities_is_matched_by_values_on_both
 
     seen, duplicates, compared = expected_counts(champion_rows, challenger_rows, by_id=False)
     assert (rows.seen_by_champion, rows.duplicates, rows.compared) == (seen, duplicates, compared)
-    assert seen > 0 and rows.method == BY_VALUES
-    assert "matched by feature and label values; the champion's feature table has no row " \
-        "identities" in rows.summary()
+    assert seen > 0 and duplicates == 0 and rows.method == BY_VALUES
+    assert rows.summary() == (
+        f"compared on {compared} held-out rows; {seen} excluded: rows the champion was "
+        "trained on (matched by feature and label values; the champion's feature table has no row "
+        "identities (written before they were recorded))"
+    )
 
 
 def test_stored_identities_are_read_alone_when_both_sides_computed_them_the_same_way(
@@ -216,7 +225,9 @@ def test_stored_identities_are_read_alone_when_both_sides_computed_them_the_same
     whole = read_champion_training_rows(path, by_values)
     assert TARGET in whole.columns
     rows = comparison_rows(by_values, TARGET, whole)
-    assert rows.method == BY_VALUES and "identified by id columns patient_id" in rows.note
+    assert rows.method == BY_VALUES
+    assert rows.note == ("the champion's rows were identified by id columns patient_id, "
+                         "these by feature and label values")
     assert read_champion_training_rows(tmp_path / "absent.parquet", challenger_table) is None
 
 
@@ -294,4 +305,9 @@ def test_the_drop_from_the_champions_evaluation_uses_the_challengers_own_rows():
     # On the compared rows the challenger looks fine; on all its held-out rows it fell far.
     decision = decide_promotion({"roc_auc": 0.97}, {"roc_auc": 0.95}, _passed(), settings(),
                                 champion_evaluated=0.99, challenger_evaluated=0.75)
-    assert not decision.promote and "challenger roc_auc 0.750 on its own" in decision.reason
+    assert not decision.promote
+    assert decision.reason == (
+        "not promoted: challenger roc_auc 0.750 on its own held-out rows is more than 10% worse than "
+        "the champion's 0.990 at its evaluation (gates.max_drop_from_champion_evaluation): the new "
+        "labels look noisier or less consistent; the champion stays."
+    )

@@ -13,6 +13,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
+# A wait stops this long before the test's timeout, so that its own message (naming what it
+# waited for) is reported, and the servers are stopped (a 30 s grace each), before
+# pytest-timeout kills the test with a bare stack dump.
+DEADLINE_MARGIN_SECONDS = 45.0
+
+# When the running test must end (time.monotonic()), recorded by record_test_deadline below.
+_test_deadline: float | None = None
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -20,7 +28,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def timeout_of(item: pytest.Item) -> float | None:
+    """The test's timeout in seconds, as pytest-timeout reads it: the `timeout` marker, else
+    --timeout, else the ini value; None or 0 is no timeout."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        value = marker.kwargs.get("timeout", marker.args[0] if marker.args else None)
+    else:
+        value = item.config.getoption("timeout", None) or item.config.getini("timeout")
+    return float(value) if value else None
+
+
+@pytest.fixture(autouse=True)
+def record_test_deadline(request):
+    """Records when this test must end, for wait_for."""
+    global _test_deadline
+    timeout = timeout_of(request.node)
+    _test_deadline = None if timeout is None else time.monotonic() + timeout
+    yield _test_deadline
+    _test_deadline = None
+
+
+def seconds_left() -> float | None:
+    """Seconds until the running test's timeout: from record_test_deadline (tests under this folder),
+    else from the alarm pytest-timeout set (its signal method, tests anywhere); None when
+    neither is known."""
+    if _test_deadline is not None:
+        return _test_deadline - time.monotonic()
+    alarm = signal.getitimer(signal.ITIMER_REAL)[0]
+    return alarm or None
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
+    left = seconds_left()
+    cut_short = left is not None and left - DEADLINE_MARGIN_SECONDS < timeout
+    if cut_short:
+        timeout = max(left - DEADLINE_MARGIN_SECONDS, interval)
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:
@@ -31,7 +74,10 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
         except Exception as exc:  # a service still starting; keep polling
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
+    why = " (cut short: the test's timeout is near)" if cut_short else ""
+    raise AssertionError(
+        f"timed out after {timeout:.0f}s{why} waiting for {what} (last error: {last_error})"
+    )
 
 
 def stop_process_group(process: subprocess.Popen, grace: float = 30.0) -> None:

@@ -6,10 +6,13 @@ evaluate_tick, cursors and run keys included.
 """
 
 import datetime
+import json
+import re
 
 import dagster as dg
 import pandas as pd
 
+from ml_assets.core.evaluation.gate import format_metric_pair
 from ml_assets.demo.simulator import make_version
 from ml_assets.monitoring.notifications import retrain_note
 from ml_assets.monitoring.sensors import TAG_VALUE_LIMIT, columns_tag
@@ -18,6 +21,7 @@ from ml_assets.graph import (
     DATA_CHANGES,
     DATA_CONTRACT,
     DRIFT_REPORT,
+    EVALUATION_REPORT,
     FEATURES,
     INGEST_ASSETS,
     VALIDATE_ASSETS,
@@ -50,6 +54,11 @@ def ingest(project, instance, name, df):
     return key
 
 
+def stored_report(project, key: str) -> dict:
+    """The evaluation_report a version's run wrote to the store."""
+    return json.loads(project.store.artifact_path(key, EVALUATION_REPORT, "json").read_text())
+
+
 def swapped_labels(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     out["diagnosis"] = out["diagnosis"].map({"malignant": "benign", "benign": "malignant"})
@@ -78,7 +87,9 @@ def test_on_drift_or_decay_trains_first_version_then_drift_and_decay_only(tmp_pa
     result = sensor_tick(project, instance, project.names.drift_sensor, cursor)
     requested = {r.partition_key: r.tags["ml_assets/trigger"] for r in result.run_requests}
     assert steady not in requested
-    assert "drift" in requested[drifted]
+    # columns shifted by one to two standard deviations: the dataset drifted, and the champion
+    # scores worse on it
+    assert requested[drifted] == "drift+decay"
     assert requested[concept] == "decay"  # the columns look the same; the labels moved
     assert {r.run_key for r in result.run_requests} == {f"retrain:{drifted}", f"retrain:{concept}"}
 
@@ -128,7 +139,9 @@ def test_retrain_run_refuses_a_version_whose_contract_failed(tmp_path, instance)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert failure.step_key == f"{project.names.slug}__{FEATURES}"
-    assert "data contract" in failure.step_failure_data.error.to_string()
+    assert failure.step_failure_data.user_failure_data.description == (
+        f"refusing to train on data version {key}: its data contract (validated_data:data_contract) failed"
+    )
     assert not run_selection(project, instance, key, TRAIN_ASSETS).success  # no features: no model
     assert project.registry().champion() is None
 
@@ -181,8 +194,15 @@ def test_failure_notifier_posts_blocked_gate_to_webhook(tmp_path, instance, webh
     ).for_run_failure()
     sensor(context, notifier=project.defs().resources["notifier"])  # the sensor's body
     [text] = webhook.texts()
-    assert "gate blocked" in text and "pipeline bc" in text and key in text
-    assert "data_contract" in text and f"/runs/{result.run_id}" in text
+    # one expectation of the contract failed, of however many it has: the table's length
+    assert re.fullmatch(
+        re.escape(f"[ml_assets] gate blocked: pipeline bc, data version {key}, step validated_data: "
+                  f"check data_contract failed: data version {key}: 1 of ")
+        + r"\d+"
+        + re.escape(" expectations failed:\n- the table has 10 rows; expected at least 30 "
+                    f"(run http://127.0.0.1:3000/runs/{result.run_id})"),
+        text,
+    ), text
 
 
 def test_promotion_is_notified_and_a_dead_webhook_never_fails_a_run(tmp_path, instance, webhook):
@@ -197,7 +217,12 @@ def test_promotion_is_notified_and_a_dead_webhook_never_fails_a_run(tmp_path, in
         result = run_selection(project, instance, key, ALL_ASSETS)
         assert result.success
         [text] = webhook.texts()
-        assert "promoted" in text and key in text and "version 1" in text
+        roc_auc = stored_report(project, key)["metrics"]["roc_auc"]
+        assert text == (
+            f"[ml_assets] promoted: pipeline bc, data version {key}, step registered_model_version: "
+            f"bc version 1 is the new champion: promoted: no champion yet, and the challenger with "
+            f"roc_auc {roc_auc:.3f} passed every gate. (run http://127.0.0.1:3000/runs/{result.run_id})"
+        )
 
         os.environ["ML_ASSETS_WEBHOOK_URL"] = "http://127.0.0.1:9/closed"
         project.drop("v2.csv", make_version(breast_cancer(), seed=5, drift=True))
@@ -222,7 +247,8 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     first = ingest(project, instance, "v1.csv", base)
     cursor = sensor_tick(project, instance, project.names.drift_sensor).cursor
     assert run_selection(project, instance, first, TRAIN_ASSETS).success
-    assert not [t for t in webhook.texts() if "retraining requested" in t]  # a first model: news when promoted
+    # a first model is news when it is promoted, not when it is requested
+    assert [t.split(": pipeline bc,")[0] for t in webhook.texts()] == ["[ml_assets] promoted"]
 
     same = ingest(project, instance, "same.csv", make_version(base, seed=2, drift=False))
     raised = base.copy()
@@ -249,10 +275,9 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     assert request.tags["ml_assets/trigger"] == "change"
     assert set(request.tags["ml_assets/moved_columns"].split(",")) == set(CHANGED)
     [text] = webhook.texts()[sent:]
-    assert text.startswith(f"[ml_assets] retraining requested: pipeline bc, data version {moved}: "
-                           "change in ")
-    assert all(c in text for c in CHANGED)
-    assert "(contract + drift against champion version 1" in text
+    named = ", ".join(sorted(CHANGED))
+    assert text == (f"[ml_assets] retraining requested: pipeline bc, data version {moved}: "
+                    f"change in {named} (contract + drift against champion version 1 ({first}))")
 
     # The request was launched (its run carries the run key) but trained nothing yet, and
     # drift_report is materialised again: no second request, no second notification.
@@ -266,13 +291,26 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     assert len(webhook.texts()) == sent + 1
 
     # the retraining run: its registration's notification names the trigger and the columns
-    assert job.execute_in_process(
+    retrained = job.execute_in_process(
         partition_key=moved, instance=instance, tags=request.tags, raise_on_error=False,
         asset_selection=project.names.keys(TRAIN_ASSETS),
-    ).success
+    )
+    assert retrained.success
+    # The same patients (same patient_id, same split): the champion never trained on the
+    # challenger's held-out rows, and scores them with the raised measurements.
+    champion = stored_report(project, moved)["champion"]
+    challenger_auc, champion_auc = format_metric_pair(
+        champion["challenger_metrics_on_these_rows"]["roc_auc"], champion["metrics_on_these_rows"]["roc_auc"]
+    )
     [outcome] = webhook.texts()[sent + 1:]
-    assert outcome.startswith(("[ml_assets] promoted:", "[ml_assets] retrained, champion kept:"))
-    assert "(retrained for change; moved: " in outcome and all(c in outcome for c in CHANGED)
+    assert outcome == (
+        f"[ml_assets] promoted: pipeline bc, data version {moved}, step registered_model_version: "
+        f"bc version 2 is the new champion: challenger roc_auc {challenger_auc} >= champion "
+        f"{champion_auc} on the same 114 held-out rows: promoted. Compared on all 114 held-out rows; "
+        "none excluded: none of them is a row the champion was trained on (matched by id columns "
+        f"patient_id). (retrained for change; moved: {named}) "
+        f"(run http://127.0.0.1:3000/runs/{retrained.run_id})"
+    )
 
 
 def test_moved_columns_tag_keeps_whole_names_and_counts_the_rest():
