@@ -88,11 +88,17 @@ def test_daemon_trains_retrains_ignores_and_blocks(tmp_path, dagster_dev_factory
         assert run.status == dg.DagsterRunStatus.FAILURE
         assert registry.champion()["data_version"] == drifted_key
 
-        texts = wait_for(lambda: [t for t in webhook.texts() if "gate blocked" in t], 120,
-                         "the webhook about the blocked gate", interval=2)
-        assert bad_key in texts[0] and "data_contract" in texts[0] and dev.url + "/runs/" in texts[0]
-        promoted = [t for t in webhook.texts() if "promoted" in t]
-        assert any(first in t for t in promoted) and any(drifted_key in t for t in promoted)
+        texts = wait_for(lambda: [t for t in webhook.texts() if t.startswith("[ml_assets] gate blocked: ")],
+                         120, "the webhook about the blocked gate", interval=2)
+        assert texts[0].startswith(
+            f"[ml_assets] gate blocked: pipeline breast_cancer, data version {bad_key}, step validated_data: "
+            "check data_contract failed: "), texts[0]
+        assert "column 'mean_area' is missing" in texts[0] and dev.url + "/runs/" in texts[0]
+        promoted = [t for t in webhook.texts() if t.startswith("[ml_assets] promoted: pipeline breast_cancer,")]
+        assert [t.split(", step ")[0] for t in promoted] == [
+            f"[ml_assets] promoted: pipeline breast_cancer, data version {first}",
+            f"[ml_assets] promoted: pipeline breast_cancer, data version {drifted_key}",
+        ], promoted
 
         # one validation run per version, ever, and the run of the rest only for versions whose
         # contract passed: the duplicate never got one, nor did any version twice

@@ -50,9 +50,8 @@ def test_values_use_the_chart_keys(values):
     assert all(isinstance(v, str) for v in deployment["env"].values())  # the chart wants strings
     mounts = {m["name"]: m["mountPath"] for m in deployment["volumeMounts"]}
     assert mounts[deployment["volumes"][0]["name"]] == deployment["env"]["ML_ASSETS_HOME"]
-    for resources in (deployment["resources"],
-                      values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["containerConfig"]["resources"]):
-        assert set(resources) == {"requests", "limits"}
+    # the gRPC server's and, through includeConfigInLaunchedRuns, every run pod's
+    assert set(deployment["resources"]) == {"requests", "limits"}
 
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlHost"]
@@ -141,8 +140,9 @@ def test_the_grpc_server_answers_the_chart_health_probe(values, tmp_path):
 
 def test_dockerfile_builds_from_files_that_exist_with_pinned_packages():
     dockerfile = (K8S / "Dockerfile").read_text()
-    python = re.search(r"^FROM python:(\d+)\.(\d+)", dockerfile, re.MULTILINE)
-    assert python and (int(python[1]), int(python[2])) >= (3, 11)
+    # an exact release (3.11.14-slim-bookworm) or a digest, never a moving tag
+    python = re.search(r"^FROM python:(\d+)\.(\d+)\.(\d+)-slim-\w+(@sha256:[0-9a-f]{64})?$", dockerfile, re.MULTILINE)
+    assert python and (int(python[1]), int(python[2])) >= (3, 11), "the base image is not pinned"
     for line in re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE):
         *sources, _target = line.split()
         for source in sources:
@@ -151,7 +151,7 @@ def test_dockerfile_builds_from_files_that_exist_with_pinned_packages():
                    for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line}
     install = re.search(r"pip install -c constraints.txt ([^\\\n&]+)", dockerfile)[1].split()
     extras = [p for p in install if p != "."]
-    assert {"dagster-postgres", "dagster-k8s", "psycopg2-binary"} <= set(extras)
+    assert {"dagster-postgres", "dagster-k8s", "psycopg2-binary", "dagster-aws"} <= set(extras)
     assert set(extras) <= constraints, set(extras) - constraints
     # the image checks at build time what the chart will run
     assert 'python -c "import ml_assets.deploy.k8s_definitions"' in dockerfile
