@@ -524,3 +524,10 @@ def test_noisy_labels_cannot_win_a_coin_toss_against_the_champion():
     steady = decide_promotion({"roc_auc": 0.97}, {"roc_auc": 0.95}, passed, settings,
                               n_rows=100, champion_evaluated=0.99)
     assert steady.promote
+
+
+def test_a_threshold_is_printed_as_set_not_rounded():
+    from ml_assets.core.evaluation.gate import format_threshold
+
+    assert [format_threshold(t) for t in (0.7, 0.9999, 0.25, 1e-05, 12.5)] == \
+        ["0.700", "0.9999", "0.250", "1e-05", "12.500"]

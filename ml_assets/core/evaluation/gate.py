@@ -20,6 +20,13 @@ def format_metric(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def format_threshold(value: float) -> str:
+    """A gate's threshold as the user set it: as a metric is printed, unless that would round
+    it (a floor of 0.9999 is not "1.000")."""
+    shown = format_metric(value)
+    return shown if float(shown) == float(value) else f"{float(value):g}"
+
+
 def format_metric_pair(a: float, b: float) -> tuple[str, str]:
     """Format two values so that different numbers never print the same."""
     for digits in (3, 4, 5, 6, 8, 10, 12):
@@ -71,7 +78,7 @@ def quality_gate(
             entry.update(value=None, passed=False)
             failures.append(
                 f"{name} could not be computed on the held-out rows (undefined there, e.g. "
-                f"only one class present), so the {kind} {format_metric(threshold)} {where} "
+                f"only one class present), so the {kind} {format_threshold(threshold)} {where} "
                 "cannot be checked"
             )
         else:
@@ -80,7 +87,7 @@ def quality_gate(
             entry.update(value=value, passed=ok)
             if not ok:
                 failures.append(
-                    f"{name} {format_metric(value)} is {words} {format_metric(threshold)} {where}"
+                    f"{name} {format_metric(value)} is {words} {format_threshold(threshold)} {where}"
                 )
         checked[f"{key}.{name}"] = entry
 
