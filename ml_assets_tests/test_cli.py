@@ -67,9 +67,11 @@ def test_demo_run_status_and_a_blocked_file(tmp_path):
     blocked = cli(tmp_path, "run")
     assert blocked.returncode == 1
     assert "Traceback" not in blocked.stdout + blocked.stderr
-    verdict = next(line for line in blocked.stdout.splitlines() if "=> blocked" in line)
-    assert "missing column.csv" in verdict and "missing_column-" in verdict
-    assert "data_contract" in verdict and "mean_area" in blocked.stdout
+    # the verdict names the file, the version, the check and the reason, exactly
+    assert re.search(
+        r"^  => blocked: missing column\.csv \(data version missing_column-[0-9a-f]{12}\) by check "
+        r"validated_data:data_contract: 1 of \d+ expectations failed:\n     - column 'mean_area' is missing$",
+        blocked.stdout, re.M), blocked.stdout
     assert "nothing new" in section(blocked.stdout, "diabetes")
     assert re.search(r"^  breast_cancer\s+blocked or failed", blocked.stdout, re.M)
     assert re.search(r"^  diabetes\s+ok$", blocked.stdout, re.M)
