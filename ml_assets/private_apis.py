@@ -221,15 +221,16 @@ MLFLOW_PACKAGES_TO_MODULES = PrivateApi(
 ATTRIBUTES: tuple[PrivateApi, ...] = (
     # Instance methods Dagster does not mark public. all_logs: a run's whole event log, in
     # order (the public fetch_* read one event type at a time); report_run_failed: marks a
-    # run whose process died as failed, so it can be resumed; event_log_storage: see
+    # run whose process died as failed, so it can be resumed; add_run_tags: marks a run a
+    # gate blocked, so `ml-assets run` does not read its events again; event_log_storage: see
     # PartitionKeyFilter; from_ref: see InstanceRef. get_runs and get_run_ids have a public
     # form, get_run_records (records that wrap the same runs).
     PrivateApi(
         "dagster", "dagster", "DagsterInstance",
         "ml_assets/cli (run.py, status.py, run_summary.py), ml_assets/monitoring/sensors.py, "
         "ml_assets/selections.py and tests",
-        members=("all_logs", "report_run_failed", "event_log_storage", "from_ref", "get_runs",
-                 "get_run_ids"),
+        members=("all_logs", "report_run_failed", "add_run_tags", "event_log_storage", "from_ref",
+                 "get_runs", "get_run_ids"),
     ),
     # The storage method behind latest_check_executions (see PartitionKeyFilter).
     PrivateApi(

@@ -1,5 +1,6 @@
-"""The latest verdicts of a pipeline's checks on one data version, read from the instance
-(the run selections themselves are in ml_assets.graph). `slug` names the pipeline's keys."""
+"""What the sensors and the CLI read from the instance: the latest verdicts of a pipeline's
+checks on one data version (`slug` names the pipeline's keys), and the materialisations of an
+asset whose runs are over (the run selections themselves are in ml_assets.graph)."""
 
 import dagster as dg
 
@@ -42,3 +43,18 @@ def latest_check_metadata(instance, check: Check, partition: str, slug: str) -> 
     if not isinstance(data, dg.AssetCheckEvaluation):
         return None  # never run, or planned and not evaluated (its step failed first)
     return {key: getattr(value, "value", value) for key, value in data.metadata.items()}
+
+
+def materializations_of_finished_runs(instance, asset_key, cursor: str | None, limit: int):
+    """(record, its run) for each materialisation of `asset_key` after `cursor` (a storage id),
+    oldest first, stopping at the first whose run is still going: a sensor decides on a
+    version once its run is over, and its cursor is the storage id of the last pair taken."""
+    after = int(cursor) if cursor else None
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after), limit=limit, ascending=True
+    ).records
+    for record in records:
+        run = instance.get_run_by_id(record.run_id)
+        if run is not None and not run.is_finished:
+            return
+        yield record, run

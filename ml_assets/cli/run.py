@@ -257,6 +257,11 @@ def _resume_interrupted(env, settings, instance, store) -> int | None:
     return exit_code
 
 
+# Set on a failed run once it is known that a gate blocked it, so that no later `ml-assets
+# run` reads its events again to find out; the UI shows it among the run's tags.
+BLOCKED_TAG = "ml_assets/blocked_by"
+
+
 def failed_runs(instance, settings) -> list:
     """Runs `ml-assets run` started for this pipeline that failed for a reason other than a
     gate, and were not re-executed since."""
@@ -268,8 +273,15 @@ def failed_runs(instance, settings) -> list:
     tags = {"ml_assets/trigger": "cli", "ml_assets/pipeline": settings.name}
     runs = instance.get_runs(filters=dg.RunsFilter(
         job_name=DagsterNames.of(settings.name).job, statuses=[dg.DagsterRunStatus.FAILURE], tags=tags))
-    return [
-        run for run in runs
-        if not instance.get_run_ids(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}), limit=1)
-        and summarize_run(instance, run.run_id).blocked_by is None
-    ]
+    found = []
+    for run in runs:
+        if BLOCKED_TAG in run.tags:
+            continue
+        if instance.get_run_ids(dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}), limit=1):
+            continue
+        blocked = summarize_run(instance, run.run_id).blocked_by
+        if blocked is not None:
+            instance.add_run_tags(run.run_id, {BLOCKED_TAG: f"{blocked.asset}:{blocked.name}"})
+            continue
+        found.append(run)
+    return found

@@ -18,6 +18,7 @@ from ml_assets.graph import (
 )
 from ml_assets.migration import legacy_versions, waiting_message
 from ml_assets.pipelines import Pipeline
+from ml_assets.selections import materializations_of_finished_runs
 from ml_assets.storage import VersionedStore
 
 
@@ -108,19 +109,11 @@ def validated_versions(context, names: DagsterNames, selection) -> tuple[list[dg
     A validation run that failed (its data contract or file blocked it) gets nothing: the
     assets downstream keep their last good state. Records are read in order and the walk
     stops at a run not finished yet, so a version is decided once its run is over."""
-    instance = context.instance
-    after = int(context.cursor) if context.cursor else None
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=names.key(VALIDATED_DATA), after_storage_id=after),
-        limit=BATCH,
-        ascending=True,
-    ).records
-    requests, cursor = [], after
-    for record in records:
-        run = instance.get_run_by_id(record.run_id)
-        if run is not None and not run.is_finished:
-            break
-        cursor = record.storage_id
+    requests, cursor = [], context.cursor
+    for record, run in materializations_of_finished_runs(
+        context.instance, names.key(VALIDATED_DATA), context.cursor, BATCH
+    ):
+        cursor = str(record.storage_id)
         if run is None or run.tags.get(STAGE_TAG) != VALIDATE_STAGE:
             continue  # a whole-graph run (the UI, `ml-assets run`, an older release)
         if run.tags.get("dagster/sensor_name") != names.new_data_sensor:
@@ -136,7 +129,7 @@ def validated_versions(context, names: DagsterNames, selection) -> tuple[list[dg
             asset_selection=selection,
             tags={**tags, STAGE_TAG: TRAIN_STAGE},
         ))
-    return requests, str(cursor) if cursor is not None else None
+    return requests, cursor
 
 
 def _asked_again(context, store: VersionedStore, known: set[str], new_keys: list[str]) -> list[dict]:

@@ -7,7 +7,7 @@ from ml_assets.core.retraining import BOOTSTRAP, describe_triggers
 from ml_assets.graph import DATA_CONTRACT, DRIFT_REPORT, MODEL, TRAIN_ASSETS, DagsterNames
 from ml_assets.monitoring.notifications import Notifier
 from ml_assets.pipelines import Pipeline
-from ml_assets.selections import latest_check_passed
+from ml_assets.selections import latest_check_passed, materializations_of_finished_runs
 from ml_assets.storage import VersionedStore
 
 BATCH = 200
@@ -33,18 +33,12 @@ def build_drift_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
     )
     def drift_sensor(context: dg.SensorEvaluationContext, notifier: Notifier):
         instance = context.instance
-        after = int(context.cursor) if context.cursor else None
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=names.key(DRIFT_REPORT), after_storage_id=after),
-            limit=BATCH,
-            ascending=True,
-        ).records
-        requests, cursor = [], after
-        for record in records:
-            run = instance.get_run_by_id(record.run_id)
-            if run is not None and not run.is_finished:
-                break  # its run may still train this version: decide when it has finished
-            cursor = record.storage_id
+        requests, cursor = [], context.cursor
+        # a version is decided once its run is over: that run may still train it
+        for record, _ in materializations_of_finished_runs(
+            instance, names.key(DRIFT_REPORT), context.cursor, BATCH
+        ):
+            cursor = str(record.storage_id)
             key = record.partition_key
             metadata = record.asset_materialization.metadata
             triggers = list(getattr(metadata.get("retrain_triggers"), "value", None) or [])
@@ -75,9 +69,9 @@ def build_drift_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
             if triggers != [BOOTSTRAP]:  # a first model is news when it is promoted
                 notifier.send("retraining requested", version=key, reason=reason,
                               logger=context.log, pipeline=settings.name)
-        if cursor == after and not requests:
+        if cursor == context.cursor and not requests:
             return dg.SkipReason("no new drift reports")
-        return dg.SensorResult(run_requests=requests, cursor=str(cursor) if cursor else None)
+        return dg.SensorResult(run_requests=requests, cursor=cursor)
 
     return drift_sensor
 

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,20 @@ class DagsterDev:
     def stop(self):
         stop_process_group(self.process)
         self.log.close()
+
+
+@contextmanager
+def serving_dagster_dev(root: Path, extra_env: dict | None = None):
+    """`dagster dev` in `root`, once its webserver answers; stopped on the way out."""
+    import urllib.request
+
+    dev = DagsterDev(root, extra_env)
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"{dev.url}/server_info", timeout=2).status == 200,
+                 120, "the Dagster webserver")
+        yield dev
+    finally:
+        dev.stop()
 
 
 @pytest.fixture

@@ -129,3 +129,7 @@ def test_ml_assets_run_plans_nothing_downstream_of_a_blocked_version(tmp_path):
         [bad_run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": bad_key}))
         assert bad_run.status == dg.DagsterRunStatus.FAILURE
         assert planned(instance, bad_run.run_id) == set(VALIDATE_ASSETS)
+        # known as blocked by a gate, so it is not resumed as a failed run
+        assert bad_run.tags["ml_assets/blocked_by"] == "validated_data:data_contract"
+    again = cli(tmp_path, "run", env=env)
+    assert again.returncode == 0 and "nothing new: 2 data version(s) registered" in again.stdout, again.stdout

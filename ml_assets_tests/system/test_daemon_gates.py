@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +22,7 @@ from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.selections import execution_data, latest_check_executions
 from ml_assets.storage import VersionedStore
 from ml_assets_tests.conftest import REPO
-from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
+from ml_assets_tests.e2e.conftest import serving_dagster_dev, wait_for
 from ml_assets_tests.e2e.services import clean_env, ml_assets
 
 pytestmark = pytest.mark.system
@@ -163,13 +162,8 @@ def test_shuffled_labels_never_become_champion_through_ml_assets_run(tmp_path):
 def dev(tmp_path):
     """`dagster dev` serving the demo's two pipeline files, sensors ticking every second."""
     demo_pipelines(tmp_path)
-    started = DagsterDev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"})
-    try:
-        wait_for(lambda: urllib.request.urlopen(f"{started.url}/server_info", timeout=2).status == 200,
-                 120, "the Dagster webserver")
-        yield started
-    finally:
-        started.stop()
+    with serving_dagster_dev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"}) as dev:
+        yield dev
 
 
 def test_shuffled_labels_never_become_champion_under_the_daemon(tmp_path, dev):

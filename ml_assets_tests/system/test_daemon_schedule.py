@@ -21,7 +21,7 @@ from ml_assets.graph import DATA_CONTRACT, DagsterNames
 from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.selections import latest_check_passed
 from ml_assets.storage import VersionedStore
-from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
+from ml_assets_tests.e2e.conftest import serving_dagster_dev, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -128,13 +128,8 @@ def dev(tmp_path):
     """`dagster dev` serving the one pipeline file, sensors ticking every second."""
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / f"{NAME}.yaml").write_text(yaml.safe_dump(PIPELINE))
-    started = DagsterDev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"})
-    try:
-        wait_for(lambda: urllib.request.urlopen(f"{started.url}/server_info", timeout=2).status == 200,
-                 120, "the Dagster webserver")
-        yield started
-    finally:
-        started.stop()
+    with serving_dagster_dev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"}) as dev:
+        yield dev
 
 
 def test_weekly_retrain_retrains_the_newest_valid_version_once(tmp_path, dev):

@@ -6,7 +6,6 @@ first, which is champion by then."""
 from __future__ import annotations
 
 import itertools
-import urllib.request
 
 import dagster as dg
 import pandas as pd
@@ -15,7 +14,7 @@ import yaml
 
 from ml_assets.demo.simulator import DEMO_TABLES, make_version
 from ml_assets.registry.mlflow_wiring import RegisteredModel
-from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
+from ml_assets_tests.e2e.conftest import serving_dagster_dev, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -63,13 +62,8 @@ def dev(tmp_path):
     """`dagster dev` serving the one pipeline file, sensors ticking every second."""
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / f"{NAME}.yaml").write_text(yaml.safe_dump(PIPELINE))
-    started = DagsterDev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"})
-    try:
-        wait_for(lambda: urllib.request.urlopen(f"{started.url}/server_info", timeout=2).status == 200,
-                 120, "the Dagster webserver")
-        yield started
-    finally:
-        started.stop()
+    with serving_dagster_dev(tmp_path, {"ML_ASSETS_SENSOR_INTERVAL": "1", "ML_ASSETS_SETTLE_SECONDS": "0"}) as dev:
+        yield dev
 
 
 def test_two_versions_landing_at_once_run_one_after_the_other(tmp_path, dev):
