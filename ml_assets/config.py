@@ -34,9 +34,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSettings(_Strict):
-    estimator: Estimator = "hist_gradient_boosting"
+class CandidateSettings(_Strict):
+    """One estimator family the search tries: a parameter given as a list is searched over
+    (each value a candidate), a single value is fixed."""
+
+    estimator: Estimator
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchSettings(_Strict):
+    # Wall-clock seconds for choosing among the candidates (the final fit of the chosen one on
+    # every training row comes after, as before the search).
+    budget_seconds: float = Field(120, gt=0)
+    cv_folds: int = Field(3, ge=2, le=20)
+    # The search scores candidates on a seeded sample of at most this many training rows.
+    max_rows: int = Field(50_000, ge=100)
+    # Successive halving: each round keeps 1/factor of the candidates on factor x the rows.
+    factor: int = Field(3, ge=2, le=10)
+
+
+class ModelSettings(_Strict):
+    # One fixed estimator (with `params`) and no search; unset: the search over `candidates`.
+    estimator: Estimator | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    # Unset: the default candidates for the task (ml_assets.core.search.default_candidates).
+    candidates: list[CandidateSettings] | None = Field(None, min_length=1)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @model_validator(mode="after")
+    def _one_way_to_choose(self) -> ModelSettings:
+        if self.estimator is not None and self.candidates is not None:
+            raise _KeyError(
+                "model.candidates",
+                "either model.estimator (one fixed model) or model.candidates (a search), not both",
+            )
+        if self.params and self.estimator is None:
+            raise _KeyError(
+                "model.params",
+                "model.estimator beside it (parameters of a search go under model.candidates)",
+            )
+        return self
+
+    @property
+    def searched(self) -> bool:
+        return self.estimator is None
 
 
 class ContractSettings(_Strict):
@@ -63,6 +104,23 @@ class GateSettings(_Strict):
     beat_baseline: bool = True
     # Fewer held-out rows unseen by the champion in training than this: no comparison.
     min_comparison_rows: int = Field(30, ge=1)
+    # Promotion needs the challenger to be not worse than the champion by more than
+    # promotion_tolerance with this confidence (paired comparison on the same rows);
+    # null: the point comparison of the two metrics.
+    promotion_confidence: float | None = Field(0.95, ge=0.5, lt=1)
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+
+
+class SliceSettings(_Strict):
+    # Feature columns whose values (numeric ones cut into `bins` quantile bins) the evaluation
+    # reports the primary metric for.
+    columns: list[str] = Field(default_factory=list)
+    # Slices with fewer held-out rows are grouped into one "other" slice.
+    min_rows: int = Field(30, ge=1)
+    bins: int = Field(4, ge=2, le=20)
+    # Refuse promotion when the challenger is worse than the champion by more than this on a
+    # slice with min_rows rows or more; null: slices are reported, never decide.
+    max_drop: float | None = Field(0.05, ge=0)
 
 
 class DriftSettings(_Strict):
@@ -121,6 +179,7 @@ class PipelineSettings(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     contract: ContractSettings = Field(default_factory=ContractSettings)
     gates: GateSettings = Field(default_factory=GateSettings)
+    slices: SliceSettings = Field(default_factory=SliceSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
 
@@ -137,6 +196,11 @@ class PipelineSettings(_Strict):
                     raise _KeyError(
                         f"{key}.{metric}", f"a {self.task} metric, one of {sorted(metrics)}"
                     )
+        for column in self.slices.columns:
+            if column == self.target or column in self.id_columns:
+                raise _KeyError(
+                    "slices.columns", f"feature columns, not the target or an id column ({column!r})"
+                )
         if self.gates.primary_metric and self.gates.primary_metric not in metrics:
             raise _KeyError(
                 "gates.primary_metric", f"a {self.task} metric, one of {sorted(metrics)}"

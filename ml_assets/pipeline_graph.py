@@ -12,12 +12,14 @@ from ml_assets.monitoring.sensors import build_drift_sensor, build_failure_senso
 from ml_assets.pipelines import Pipeline
 from ml_assets.registry.assets import build_registry_assets
 from ml_assets.training.assets import build_training_assets
+from ml_assets.training.evaluation import build_evaluation_asset
 
 
 def pipeline_definitions(pipeline: Pipeline) -> dg.Definitions:
     assets = [
         *build_ingestion_assets(pipeline),
         *build_training_assets(pipeline),
+        build_evaluation_asset(pipeline),
         *build_registry_assets(pipeline),
         *build_monitoring_assets(pipeline),
     ]

@@ -24,10 +24,37 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
     settings = load_settings(write(tmp_path, "name: churn\ntarget: churn\ntask: classification\n"))
     assert settings.landing_glob == "*.csv"
     assert settings.id_columns == []
-    assert settings.model.estimator == "hist_gradient_boosting"
+    # No estimator named: the model step searches the default candidates within its budget.
+    assert settings.model.searched and settings.model.candidates is None
+    assert (settings.model.search.budget_seconds, settings.model.search.cv_folds) == (120, 3)
     assert settings.primary_metric == "roc_auc"
     assert settings.min_gates == {"roc_auc": 0.7}
     assert settings.retrain.policy == "every_version"
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "expected"),
+    [
+        ("{estimator: linear, candidates: [{estimator: linear}]}", "model.candidates",
+         "either model.estimator (one fixed model) or model.candidates (a search), not both"),
+        ("{params: {C: 1}}", "model.params", "model.estimator beside it"),
+        ("{candidates: []}", "model.candidates", "at least 1 item"),
+        ("{candidates: [{estimator: svm}]}", "model.candidates.0.estimator",
+         "one of 'hist_gradient_boosting', 'random_forest' or 'linear', got 'svm'"),
+        ("{search: {budget_seconds: 0}}", "model.search.budget_seconds", "greater than 0"),
+        ("{search: {cv_folds: 1}}", "model.search.cv_folds", "greater than or equal to 2"),
+    ],
+)
+def test_model_choice_errors_name_the_key(tmp_path, model, key, expected):
+    message = error_of(write(tmp_path, f"name: a\ntarget: y\ntask: classification\nmodel: {model}\n"))
+    assert f"key '{key}': expected" in message and expected in message, message
+
+
+def test_slice_columns_must_be_features(tmp_path):
+    text = "name: a\ntarget: y\ntask: classification\nid_columns: [id]\nslices: {columns: [id]}\n"
+    assert error_of(write(tmp_path, text)).endswith(
+        "key 'slices.columns': expected feature columns, not the target or an id column ('id')"
+    )
 
 
 def test_regression_defaults(tmp_path):
@@ -45,7 +72,7 @@ def test_bundled_demo_pipelines_load():
 
 
 KNOWN_KEYS = ("['name', 'target', 'task', 'landing_glob', 'landing_dir', 'id_columns', "
-              "'positive_label', 'seed', 'test_size', 'model', 'contract', 'gates', 'drift', 'retrain']")
+              "'positive_label', 'seed', 'test_size', 'model', 'contract', 'gates', 'slices', 'drift', 'retrain']")
 
 
 @pytest.mark.parametrize(

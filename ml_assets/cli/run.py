@@ -101,7 +101,7 @@ def _check_model_settings(env, settings, store) -> None:
     from ml_assets.core.modeling import ModelSettingsError, make_estimator
 
     try:
-        make_estimator(settings.model.estimator, settings.task, settings.model.params, settings.seed)
+        make_estimator(settings.model.estimator or "hist_gradient_boosting", settings.task, settings.model.params, settings.seed)
     except ModelSettingsError as exc:
         raise UsageError(f"{env.config_path}: {exc}") from None
     try:
