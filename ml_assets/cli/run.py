@@ -87,8 +87,9 @@ def run_pipeline(env, settings, changed: bool = False) -> int:
 
 
 def _check_model_settings(env, settings, store) -> None:
-    """model.params are checked against the estimator, which needs scikit-learn (1-2 s to
-    import); settings already found good are remembered in the store, so a no-op run stays fast."""
+    """model.params and every candidate's params are checked against their estimators, which
+    needs scikit-learn (1-2 s to import); settings already found good are remembered in the
+    store, so a no-op run stays fast."""
     import hashlib
     import json
 
@@ -98,10 +99,11 @@ def _check_model_settings(env, settings, store) -> None:
     stamp = store.base / ".model_settings_ok"
     if stamp.exists() and stamp.read_text().strip() == digest:
         return
-    from ml_assets.core.modeling import ModelSettingsError, make_estimator
+    from ml_assets.core.modeling import ModelSettingsError
+    from ml_assets.core.training import check_candidates
 
     try:
-        make_estimator(settings.model.estimator or "hist_gradient_boosting", settings.task, settings.model.params, settings.seed)
+        check_candidates(settings.model, settings.task, settings.seed)
     except ModelSettingsError as exc:
         raise UsageError(f"{env.config_path}: {exc}") from None
     try:

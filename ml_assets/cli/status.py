@@ -17,6 +17,7 @@ from ml_assets.graph import (
     DATA_CHANGES,
     DRIFT_REPORT,
     EVALUATION_REPORT,
+    MODEL,
     REGISTERED_MODEL_VERSION,
     DagsterNames,
 )
@@ -60,7 +61,7 @@ def _latest_metadata(instance, names: DagsterNames, asset: str, key: str) -> dic
     out = {"run_id": entry.run_id}
     for name, value in metadata.items():
         inner = getattr(value, "value", value)
-        if isinstance(inner, (str, int, float, bool)) or inner is None:
+        if isinstance(inner, (str, int, float, bool, dict, list)) or inner is None:
             out[name] = inner
     return out
 
@@ -120,6 +121,7 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
         report = _latest_metadata(instance, names, EVALUATION_REPORT, key) or {}
         registered = _latest_metadata(instance, names, REGISTERED_MODEL_VERSION, key)
         drift = _latest_metadata(instance, names, DRIFT_REPORT, key) or {}
+        model = _latest_metadata(instance, names, MODEL, key) or {}
         run = _latest_run(instance, settings.name, names, key)
         metrics = {k.split("/", 1)[1]: v for k, v in report.items() if k.startswith("metric/")}
         blocked = [f"{c['asset']}:{name}" for name, c in checks.items() if c["blocking"] and not c["passed"]]
@@ -146,6 +148,13 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
                 "blocked_by": blocked,
                 "checks": checks,
                 "metrics": metrics,
+                # The estimator the model step chose (or the one the pipeline file fixed).
+                "model": {
+                    "estimator": model.get("estimator"),
+                    "candidate": model.get("candidate"),
+                    "params": model.get("params"),
+                    "chosen_because": model.get("chosen_because"),
+                } if model else None,
                 "drift": {
                     "share_drifted": drift.get("share_drifted"),
                     "dataset_drift": drift.get("dataset_drift"),

@@ -55,13 +55,16 @@ def _estimator_class(estimator: str, task: str):
     return classes[(estimator, task)]
 
 
-def make_estimator(estimator: str, task: str, params: dict[str, Any], seed: int):
+def make_estimator(estimator: str, task: str, params: dict[str, Any], seed: int,
+                   key: str = "model.params"):
+    """The estimator with `params`; an unknown or bad parameter is named by its `key` in the
+    pipeline file."""
     cls = _estimator_class(estimator, task)
     allowed = cls().get_params()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ModelSettingsError(
-            f"key 'model.params.{unknown[0]}': expected a parameter of {cls.__name__} "
+            f"key '{key}.{unknown[0]}': expected a parameter of {cls.__name__} "
             f"(one of {', '.join(sorted(allowed))})"
         )
     defaults: dict[str, Any] = {}
@@ -72,14 +75,15 @@ def make_estimator(estimator: str, task: str, params: dict[str, Any], seed: int)
     try:
         return cls(**{**defaults, **params})
     except (TypeError, ValueError) as exc:
-        raise ModelSettingsError(f"key 'model.params': {exc}") from None
+        raise ModelSettingsError(f"key '{key}': {exc}") from None
 
 
-def build_pipeline(roles: ColumnRoles, task: str, estimator: str, params: dict, seed: int):
+def build_pipeline(roles: ColumnRoles, task: str, estimator: str, params: dict, seed: int,
+                   key: str = "model.params"):
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    model = make_estimator(estimator, task, params, seed)
+    model = make_estimator(estimator, task, params, seed, key)
     if estimator == "hist_gradient_boosting":
         transformers = _native_preprocessing(roles, model, params)
     else:
@@ -132,6 +136,12 @@ def fit_pipeline(pipeline, X: pd.DataFrame, y: pd.Series):
     A native-categorical encoder left on categories="auto" first gets its categories from X
     (see `_native_preprocessing`). The fitted model is plain scikit-learn either way.
     """
+    return prepare_pipeline(pipeline, X).fit(X, y)
+
+
+def prepare_pipeline(pipeline, X: pd.DataFrame):
+    """Set what a pipeline of `build_pipeline` takes from the training rows before any fit (a
+    native-categorical encoder's categories); returns it. Cross-validation clones it after."""
     from sklearn.preprocessing import OrdinalEncoder
 
     preprocess = pipeline.named_steps["preprocess"]
@@ -141,7 +151,7 @@ def fit_pipeline(pipeline, X: pd.DataFrame, y: pd.Series):
                 and isinstance(encoder.categories, str):
             limit = int(estimator.get_params()["max_bins"])
             encoder.set_params(categories=[frequent_categories(X[c], limit) for c in columns])
-    return pipeline.fit(X, y)
+    return pipeline
 
 
 def frequent_categories(column: pd.Series, limit: int) -> list:

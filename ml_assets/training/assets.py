@@ -12,13 +12,18 @@ from ml_assets.graph import (
     VALIDATED_DATA,
 )
 from ml_assets.ingestion.assets import contract_path
-from ml_assets.metadata import json_meta, settings_version
+from ml_assets.metadata import json_meta, markdown_table, png_markdown, settings_version
 from ml_assets.pipelines import Pipeline
+from ml_assets.resources import StoreResource
 from ml_assets.selections import latest_check_passed
 
 # 2: native categorical gradient boosting, categorical feature table, categories counted once
 # 3: row identities in the feature table; the champion compared only on rows it never saw
-CODE_VERSION = "3"
+# 4: the model is the best of several candidates, chosen by cross-validation
+CODE_VERSION = "4"
+# What the model step's search did, beside the version's artifacts: evaluation and
+# registration read it (the model itself stays a plain scikit-learn Pipeline).
+SEARCH_FILE = "model_search.json"
 
 
 def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
@@ -37,6 +42,7 @@ def refuse_if_contract_failed(context: dg.AssetExecutionContext) -> None:
 def build_training_assets(pipeline: Pipeline) -> list:
     settings, env = pipeline.settings, pipeline.env
     target = settings.target
+    pipeline_file = pipeline.source or "the pipeline file"
 
     @dg.asset(
         **pipeline.asset_args(FEATURES),
@@ -96,32 +102,70 @@ def build_training_assets(pipeline: Pipeline) -> list:
         code_version=f"{CODE_VERSION}-{settings_version(settings, 'task', 'seed', 'model')}",
         kinds={"scikitlearn"},
         description="The fitted scikit-learn Pipeline, preprocessing (imputation, encoding, "
-        "scaling) included.",
+        "scaling) included: the best of the candidates by cross-validation on the training rows "
+        "(model.candidates, model.search), refitted on all of them.",
     )
-    def model(context: dg.AssetExecutionContext, features):
-        from ml_assets.core.modeling import build_pipeline, fit_pipeline, train_test
+    def model(context: dg.AssetExecutionContext, features, store: StoreResource):
+        from ml_assets.core.modeling import ModelSettingsError, train_test
+        from ml_assets.core.search_plot import search_png
+        from ml_assets.core.training import train_model
         from ml_assets.ingestion.contract_file import load_roles
+        from ml_assets.storage import write_json
 
         refuse_if_contract_failed(context)
         roles = load_roles(contract_path(env, settings))
         X_train, y_train, _, _ = train_test(features, target)
-        pipeline = build_pipeline(
-            roles, settings.task, settings.model.estimator or "hist_gradient_boosting",
-            settings.model.params, settings.seed
-        )
         started = time.perf_counter()
-        fit_pipeline(pipeline, X_train, y_train)
-        fit_seconds = time.perf_counter() - started
-        estimator = pipeline.named_steps["estimator"]
-        return dg.Output(
-            pipeline,
-            metadata={
-                "estimator": type(estimator).__name__,
-                "params": json_meta(settings.model.params),
-                "train_rows": len(X_train),
-                "features": len(roles.features),
-                "fit_seconds": round(fit_seconds, 3),
-            },
-        )
+        try:
+            # The held-out rows never reach the search: only the training side is passed.
+            pipeline, result = train_model(
+                roles, X_train, y_train, task=settings.task, model_settings=settings.model,
+                metric=settings.primary_metric, positive_label=settings.positive_label,
+                seed=settings.seed,
+            )
+        except ModelSettingsError as exc:
+            raise dg.Failure(description=f"{pipeline_file}: {exc}", allow_retries=False) from None
+        seconds = time.perf_counter() - started
+        write_json(store.of(settings.name).version_dir(context.partition_key) / SEARCH_FILE,
+                   result.to_dict())
+        metadata = {
+            "estimator": result.chosen["estimator"],
+            "candidate": result.chosen["candidate"],
+            "chosen_because": result.chosen["reason"],
+            "params": json_meta(result.chosen["params"]),
+            "train_rows": len(X_train),
+            "features": len(roles.features),
+            "fit_seconds": round(seconds - result.seconds, 3),
+        }
+        if result.searched:
+            metadata.update({
+                "search_seconds": result.seconds,
+                "search_budget_seconds": result.budget_seconds,
+                "stopped_by_budget": result.stopped_by_budget,
+                "search_rows": result.search_rows,
+                "candidates": search_table(result),
+                "search_plot": png_markdown({"model search": search_png(result)}),
+            })
+        return dg.Output(pipeline, metadata=metadata)
 
     return [features, model]
+
+
+def search_table(result) -> dg.MetadataValue:
+    """Every candidate of the search: its score, spread, fit time, rows and fate."""
+    from ml_assets.core.search import display_score
+
+    rows = [
+        {
+            "candidate": t.candidate,
+            "estimator": t.estimator,
+            "params": ", ".join(f"{k}={v}" for k, v in t.params.items()) or "defaults",
+            f"cv {result.metric}": display_score(t, result.scoring),
+            "± std": t.cv_std,
+            "fit s": t.fit_seconds,
+            "rows": t.rows,
+            "status": t.status,
+        }
+        for t in result.candidates
+    ]
+    return markdown_table(rows, list(rows[0]))
