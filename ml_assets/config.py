@@ -61,6 +61,16 @@ class ModelSettings(_Strict):
     candidates: list[CandidateSettings] | None = Field(None, min_length=1)
     search: SearchSettings = Field(default_factory=SearchSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _params_alone_tune_boosting(cls, data: Any) -> Any:
+        # Pipeline files written before the search existed tune the one default estimator,
+        # histogram gradient boosting, with `params` alone: they keep that meaning.
+        if isinstance(data, dict) and data.get("params") and "estimator" not in data \
+                and "candidates" not in data:
+            return {**data, "estimator": "hist_gradient_boosting"}
+        return data
+
     @model_validator(mode="after")
     def _one_way_to_choose(self) -> ModelSettings:
         if self.estimator is not None and self.candidates is not None:

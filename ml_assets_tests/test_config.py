@@ -37,7 +37,8 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
     [
         ("{estimator: linear, candidates: [{estimator: linear}]}", "model.candidates",
          "either model.estimator (one fixed model) or model.candidates (a search), not both"),
-        ("{params: {C: 1}}", "model.params", "model.estimator beside it"),
+        ("{params: {C: 1}, candidates: [{estimator: linear}]}", "model.params",
+         "model.estimator beside it"),
         ("{candidates: []}", "model.candidates", "at least 1 item"),
         ("{candidates: [{estimator: svm}]}", "model.candidates.0.estimator",
          "one of 'hist_gradient_boosting', 'random_forest' or 'linear', got 'svm'"),
@@ -48,6 +49,13 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
 def test_model_choice_errors_name_the_key(tmp_path, model, key, expected):
     message = error_of(write(tmp_path, f"name: a\ntarget: y\ntask: classification\nmodel: {model}\n"))
     assert f"key '{key}': expected" in message and expected in message, message
+
+
+def test_params_alone_keep_tuning_gradient_boosting(tmp_path):
+    """A file written before the search existed: `model.params` tuned the one default model."""
+    text = "name: a\ntarget: y\ntask: classification\nmodel: {params: {max_iter: 50}}\n"
+    model = load_settings(write(tmp_path, text)).model
+    assert (model.estimator, model.params, model.searched) == ("hist_gradient_boosting", {"max_iter": 50}, False)
 
 
 def test_slice_columns_must_be_features(tmp_path):

@@ -64,6 +64,7 @@ class Trial:
     rows: int = 0  # rows of its last round
     round: int = 0
     status: str = "eliminated in round 0"
+    round_scores: dict[int, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,37 +223,38 @@ def search(
     trials = {c.name: Trial(c.name, c.family, ESTIMATOR_NAMES.get((c.family, task), c.family),
                             dict(c.params)) for c in candidates}
     alive = list(candidates)
-    last_complete: list[Candidate] = []
+    complete = -1  # the last round every candidate still in the search finished
     stopped = False
     for number, rows in enumerate(sizes):
-        finished: list[Candidate] = []
         for candidate in alive:
             trial = trials[candidate.name]
-            predicted = _predicted_seconds(trial, rows, cv_folds, n_jobs)
-            if number > 0 and clock() + predicted > deadline:
+            if number > 0 and clock() + _predicted_seconds(trial, rows, cv_folds, n_jobs) > deadline:
                 stopped = True
                 break
             _score(trial, build(candidate), X_search.iloc[:rows], y_search.iloc[:rows],
                    scoring, task, cv_folds, seed, n_jobs)
             trial.round, trial.rows = number, rows
-            finished.append(candidate)
+            trial.round_scores[number] = trial.cv_score
             if clock() > deadline:
                 stopped = True
                 break
         if stopped:
             for candidate in alive:
-                if candidate not in finished and trials[candidate.name].round < number:
+                if number not in trials[candidate.name].round_scores:
                     trials[candidate.name].status = f"skipped in round {number}: budget"
-            if not last_complete:
-                last_complete = finished
             break
-        last_complete = finished
+        complete = number
         if number < len(sizes) - 1:
-            alive = _survivors(finished, trials, factor, number)
-    contenders = last_complete or candidates[:1]
-    best = min(contenders, key=lambda c: _rank_key(trials[c.name]))
+            alive = _survivors(alive, trials, factor, number)
+    # Scores are compared only within one round (same rows): the last complete one, or what
+    # the first round scored before the budget ran out.
+    judged = max(complete, 0)
+    contenders = [c for c in alive if judged in trials[c.name].round_scores] or [
+        c for c in candidates if judged in trials[c.name].round_scores] or candidates[:1]
+    best = min(contenders, key=lambda c: _rank_key(trials[c.name], judged))
     for candidate in contenders:
-        trials[candidate.name].status = "kept"
+        if not trials[candidate.name].status.startswith("skipped"):
+            trials[candidate.name].status = "kept"
     trials[best.name].status = "chosen"
     chosen = trials[best.name]
     result = SearchResult(
@@ -317,7 +319,7 @@ def _survivors(finished: list[Candidate], trials: dict[str, Trial], factor: int,
     survivors: list[Candidate] = []
     for family in dict.fromkeys(c.family for c in finished):
         ranked = sorted((c for c in finished if c.family == family),
-                        key=lambda c: _rank_key(trials[c.name]))
+                        key=lambda c: _rank_key(trials[c.name], number))
         keep = max(1, math.ceil(len(ranked) / factor))
         for candidate in ranked[keep:]:
             trials[candidate.name].status = f"eliminated in round {number}"
@@ -325,9 +327,10 @@ def _survivors(finished: list[Candidate], trials: dict[str, Trial], factor: int,
     return survivors
 
 
-def _rank_key(trial: Trial) -> tuple:
-    # Best score first; a failed candidate (no score) last; ties by name, so the order is stable.
-    score = trial.cv_score
+def _rank_key(trial: Trial, number: int | None = None) -> tuple:
+    # Best score (of round `number`, default the last) first; a failed candidate (no score)
+    # last; ties by name, so the order is stable.
+    score = trial.cv_score if number is None else trial.round_scores.get(number)
     return (score is None or not math.isfinite(score), -(score or 0.0), trial.candidate)
 
 

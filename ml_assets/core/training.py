@@ -42,6 +42,7 @@ def train_model(
     positive_label: Any,
     seed: int,
     n_jobs: int | None = None,
+    clock=None,
 ):
     """(the fitted pipeline, the SearchResult): the search on X, y (the training rows only),
     then the chosen candidate fitted on all of them."""
@@ -63,6 +64,7 @@ def train_model(
             candidates, build, X, y, task=task, metric=metric, positive_label=positive_label,
             seed=seed, budget_seconds=s.budget_seconds, cv_folds=s.cv_folds,
             max_rows=s.max_rows, factor=s.factor, n_jobs=n_jobs,
+            **({"clock": clock} if clock is not None else {}),
         )
     chosen = result.chosen_candidate
     pipeline = build_pipeline(roles, task, chosen.family, chosen.params, seed)
