@@ -33,7 +33,7 @@ STARTED = time.perf_counter()
 
 
 def track(tracking_uri: str, settings, pipeline, metrics: dict, predictions, X_test,
-          y_test) -> None:
+          y_test, estimator: str) -> None:
     """Plots, an MLflow run, log_model and registration: what (b) does beyond (a). The plots
     reuse the evaluation's predictions, as (b) does: on a million rows a second pass through
     the model would cost the script seconds that (b) does not spend."""
@@ -52,7 +52,7 @@ def track(tracking_uri: str, settings, pipeline, metrics: dict, predictions, X_t
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(settings.name)
     with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_params({"estimator": settings.model.estimator, "seed": settings.seed,
+        mlflow.log_params({"estimator": estimator, "seed": settings.seed,
                            "test_size": settings.test_size})
         mlflow.log_metrics(metrics)
         for name, png in images.items():
@@ -117,21 +117,18 @@ def main(table: str, pipeline_file: str, tracking_uri: str | None = None) -> dic
     df = df[df[settings.target].notna()]
     t = mark("validate", t)
 
-    from ml_assets.core.modeling import (
-        SPLIT_COLUMN,
-        build_pipeline,
-        fit_pipeline,
-        split_rows,
-        train_test,
-    )
+    from ml_assets.core.modeling import SPLIT_COLUMN, split_rows, train_test
+    from ml_assets.core.training import train_model
 
     table_ = df[[*roles.features, settings.target]].reset_index(drop=True)
     table_[SPLIT_COLUMN] = split_rows(table_[settings.target], settings.task,
                                       settings.test_size, settings.seed)
     X_train, y_train, X_test, y_test = train_test(table_, settings.target)
-    pipeline = build_pipeline(roles, settings.task, settings.model.estimator,
-                              settings.model.params, settings.seed)
-    fit_pipeline(pipeline, X_train, y_train)
+    # The same work as the model step: the search (unless the file fixes the estimator), then
+    # the chosen model fitted on every training row.
+    pipeline, chosen = train_model(
+        roles, X_train, y_train, task=settings.task, model_settings=settings.model,
+        metric=settings.primary_metric, positive_label=settings.positive_label, seed=settings.seed)
     t = mark("fit", t)
 
     from ml_assets.core.evaluation import labelled, predict, score_predictions
@@ -142,7 +139,8 @@ def main(table: str, pipeline_file: str, tracking_uri: str | None = None) -> dic
     metrics = score_predictions(predictions, y_test, settings.task, settings.positive_label)
     t = mark("evaluate", t)
     if tracking_uri:
-        track(tracking_uri, settings, pipeline, metrics, predictions, X_test, y_test)
+        track(tracking_uri, settings, pipeline, metrics, predictions, X_test, y_test,
+              chosen.chosen["estimator"])
         mark("track", t)
     return {
         "rows": len(df),

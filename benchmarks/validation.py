@@ -73,7 +73,9 @@ def fit_default_model(df: pd.DataFrame, roles, s) -> float:
     table = df[[*roles.features, s.target]].reset_index(drop=True)
     table[SPLIT_COLUMN] = split_rows(table[s.target], s.task, s.test_size, s.seed)
     X_train, y_train, _, _ = train_test(table, s.target)
-    pipeline = build_pipeline(roles, s.task, s.model.estimator, s.model.params, s.seed)
+    # The fit alone, of the estimator that ran before the search existed.
+    pipeline = build_pipeline(roles, s.task, s.model.estimator or "hist_gradient_boosting",
+                              s.model.params, s.seed)
     fit_pipeline(pipeline, X_train, y_train)
     return time.perf_counter() - started
 
