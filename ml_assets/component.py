@@ -6,6 +6,7 @@ process that lists the component types of this environment.
 """
 
 import importlib
+import types
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from ml_assets.config import (
     PipelineFileError,
     PipelineSettings,
     RetrainSettings,
+    SliceSettings,
     Task,
     parse_settings,
 )
@@ -45,13 +47,17 @@ def _attributes_of(section: type[BaseModel]) -> type[BaseModel]:
     """
     fields = {}
     for key, info in section.model_fields.items():
+        annotation = _unbounded(info.annotation)
         if info.default_factory is not None:
-            default = Field(default_factory=info.default_factory)
+            factory = info.default_factory
+            if annotation is not info.annotation and isinstance(annotation, type):
+                factory = annotation  # a nested section: its own defaults, unbounded
+            default = Field(default_factory=factory)
         elif info.default is not PydanticUndefined:
             default = Field(default=info.default)
         else:
             default = Field()
-        fields[key] = (info.annotation, default)
+        fields[key] = (annotation, default)
     return create_model(
         section.__name__.replace("Settings", "Attributes"),
         __base__=(dg.Resolvable, dg.Model),
@@ -61,14 +67,37 @@ def _attributes_of(section: type[BaseModel]) -> type[BaseModel]:
     )
 
 
+def _unbounded(annotation: Any) -> Any:
+    """A section nested in a section (`model.search`, `model.candidates` items) as attributes
+    too; other annotations as they are."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _attributes_of(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list and args:
+        return list[_unbounded(args[0])]
+    if args and type(None) in args and origin in (typing.Union, types.UnionType):
+        inner = [_unbounded(a) for a in args if a is not type(None)]
+        if len(inner) == 1 and inner[0] is not args[0]:
+            return inner[0] | None
+    return annotation
+
+
 def _section_key(section: type[BaseModel]) -> str:
-    return next(key for key, info in PipelineSettings.model_fields.items()
-                if info.annotation is section)
+    for key, info in PipelineSettings.model_fields.items():
+        if info.annotation is section:
+            return key
+    for key, info in ModelSettings.model_fields.items():
+        if section.__name__ in str(info.annotation):
+            return f"model.{key}"
+    return section.__name__
 
 
 ModelAttributes = _attributes_of(ModelSettings)
 ContractAttributes = _attributes_of(ContractSettings)
 GateAttributes = _attributes_of(GateSettings)
+SliceAttributes = _attributes_of(SliceSettings)
 DriftAttributes = _attributes_of(DriftSettings)
 RetrainAttributes = _attributes_of(RetrainSettings)
 
@@ -163,6 +192,7 @@ with warnings.catch_warnings():
         model: ModelAttributes = Field(default_factory=ModelAttributes)
         contract: ContractAttributes = Field(default_factory=ContractAttributes)
         gates: GateAttributes = Field(default_factory=GateAttributes)
+        slices: SliceAttributes = Field(default_factory=SliceAttributes)
         drift: DriftAttributes = Field(default_factory=DriftAttributes)
         retrain: RetrainAttributes = Field(default_factory=RetrainAttributes)
 
