@@ -55,12 +55,14 @@ def test_the_search_sees_only_training_rows_and_reports_every_candidate(tmp_path
     assert "data:image/png;base64," in metadata["search_plot"].value
     assert metadata["search_seconds"].value <= metadata["search_budget_seconds"].value == 120
 
-    from ml_assets.cli.status import collect_status
+    from ml_assets.cli.status import collect_status, render_status
 
     status = collect_status(project.env, project.settings, instance)
     [version] = status["versions"]
     assert version["model"] == {"estimator": chosen["estimator"], "candidate": chosen["candidate"],
                                 "params": chosen["params"], "chosen_because": chosen["reason"]}
+    assert "champion   accuracy=" in render_status(status)
+    assert f"model v1 ({chosen['candidate']})" in render_status(status)
 
 
 def code_versions(tmp_path, name, **pipeline):

@@ -189,6 +189,8 @@ def render_status(status: dict) -> str:
     for v in status["versions"]:
         metric = ", ".join(f"{k}={val:.4f}" for k, val in list(v["metrics"].items())[:3])
         extra = f"model v{v['model_version']}" if v["model_version"] else ""
+        if extra and (v.get("model") or {}).get("candidate"):
+            extra += f" ({v['model']['candidate']})"
         if v["blocked_by"]:
             extra = "blocked by " + ", ".join(v["blocked_by"])
         elif v["checks"].get(DATA_CHANGES.name, {}).get("passed") is False:
