@@ -26,12 +26,15 @@ def materialization(project, instance, asset, key):
 
 
 def mlflow_runs(project, experiment="bc"):
-    """(status, data_version tag) of every MLflow run of the pipeline's experiment."""
+    """(status, data_version tag) of every MLflow run of the pipeline's experiment: one per
+    Dagster run that registered (its candidates' child runs are not counted)."""
     client = project.registry().client()
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    return sorted((r.info.status, r.data.tags.get("data_version")) for r in client.search_runs([found.experiment_id]))
+    runs = client.search_runs([found.experiment_id])
+    return sorted((r.info.status, r.data.tags.get("data_version")) for r in runs
+                  if "mlflow.parentRunId" not in r.data.tags)
 
 
 def check_results(result):

@@ -62,12 +62,13 @@ def build_registry_assets(pipeline: Pipeline) -> list:
                 dagster_run_id=context.run_id,
                 model=model,
                 model_file=store.of(settings.name).artifact_path(key, MODEL, "skops"),
-                report=evaluation_report,
+                report=with_model_search(evaluation_report, store, key),
                 plot_dir=store.of(settings.name).version_dir(key) / "evaluation_plots",
                 contract_file=contract_path(env, settings),
                 tracking_uri=registry.tracking_uri,
             )
             experiment_id = mlflow.active_run().info.experiment_id
+        card = outcome.pop("model_card")
         context.log.info(
             f"{settings.name} version {outcome['version']}: "
             + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
@@ -97,6 +98,7 @@ def build_registry_assets(pipeline: Pipeline) -> list:
             "decision": outcome["reason"],
             "alias": CHAMPION_ALIAS if outcome["promoted"] else "none",
             "mlflow_run_id": outcome["run_id"],
+            "model_card": dg.MetadataValue.md(card),
         }
         # To the MLflow UI (ML_ASSETS_MLFLOW_UI_URL, or `make dev`'s beside a local store).
         ui = env.mlflow_ui_url
@@ -107,5 +109,16 @@ def build_registry_assets(pipeline: Pipeline) -> list:
         for name, url in links.items():
             metadata[name] = dg.MetadataValue.url(url)
         return dg.Output(outcome, metadata=metadata)
+
+    def with_model_search(report: dict, store: StoreResource, key: str) -> dict:
+        """The report with the model step's search record: a report written before the
+        evaluation carried it is completed from the file the model step stored beside it."""
+        if report.get("model_search") is not None:
+            return report
+        from ml_assets.storage import read_json
+        from ml_assets.training.assets import SEARCH_FILE
+
+        search = read_json(store.of(settings.name).version_dir(key) / SEARCH_FILE, None)
+        return report if search is None else {**report, "model_search": search}
 
     return [registered_model_version]

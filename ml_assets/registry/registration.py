@@ -19,6 +19,7 @@ _log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # the logged model's name in its MLflow run
 CHAMPION_ALIAS = "champion"  # the registered model alias that serving and drift follow
+MODEL_CARD = "model_card.md"  # the version's card, an artifact of its run
 
 
 def pip_requirements() -> list[str]:
@@ -31,17 +32,105 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def _flat_params(settings: PipelineSettings, key: str) -> dict[str, Any]:
+def _flat_params(settings: PipelineSettings, key: str, chosen: dict | None) -> dict[str, Any]:
+    """The run's parameters: the data, the split and the model the search chose (the pipeline
+    file's fixed estimator when the report records no search)."""
     params = {
         "data_version": key,
         "task": settings.task,
         "target": settings.target,
-        "estimator": settings.model.estimator,
         "seed": settings.seed,
         "test_size": settings.test_size,
     }
-    params.update({f"model.{k}": v for k, v in settings.model.params.items()})
+    if chosen is not None:
+        params.update({"estimator": chosen.get("estimator"), "candidate": chosen.get("candidate")})
+        params.update({f"model.{k}": v for k, v in (chosen.get("params") or {}).items()})
+    else:
+        params["estimator"] = settings.model.estimator
+        params.update({f"model.{k}": v for k, v in settings.model.params.items()})
     return params
+
+
+def chosen_estimator(report: dict, settings: PipelineSettings) -> str | None:
+    """The chosen estimator's name (LogisticRegression, ...), else the pipeline file's."""
+    from ml_assets.core.model_card import chosen_model
+
+    chosen = chosen_model(report)
+    return chosen.get("estimator") if chosen else settings.model.estimator
+
+
+def log_candidate_runs(report: dict, *, key: str, experiment_id: str, parent_run_id: str,
+                       tracking_uri: str) -> int:
+    """One nested MLflow run per candidate of the model search, under the active run: its
+    params, cross-validated score (in the metric's own sign) and fit time, its fate. A retried
+    step resumes the same parent run, so candidates already logged under it are not repeated.
+    Returns how many runs it started."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ml_assets.core.model_card import cv_score_shown
+
+    search = report.get("model_search") or {}
+    trials = search.get("candidates") or []
+    if not trials:
+        return 0
+    scoring = search.get("scoring") or ""
+    logged = {
+        r.data.tags.get("mlflow.runName")
+        for r in MlflowClient(tracking_uri=tracking_uri).search_runs(
+            [experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"
+        )
+    }
+    started = 0
+    for trial in trials:
+        name = str(trial.get("candidate"))
+        if name in logged:
+            continue
+        tags = {"status": str(trial.get("status")), "family": str(trial.get("family")),
+                "data_version": key, "estimator": str(trial.get("estimator"))}
+        if trial.get("status") == "chosen":
+            tags["chosen"] = "true"
+        metrics = {"fit_seconds": trial.get("fit_seconds"), "rows": trial.get("rows"),
+                   "cv_score": cv_score_shown(trial.get("cv_score"), scoring),
+                   "cv_std": trial.get("cv_std")}
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True, tags=tags):
+            mlflow.log_params({"estimator": trial.get("estimator"),
+                               **{f"model.{k}": v for k, v in (trial.get("params") or {}).items()}})
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        started += 1
+    return started
+
+
+def promotion_tags(report: dict, decision: dict, estimator: str | None) -> dict[str, str]:
+    """The model version's tags of the paired comparison that decided, and the estimator."""
+    from ml_assets.core.model_card import interval_text
+
+    tags = {"promotion": "champion" if decision["promote"] else "not promoted",
+            "promotion_reason": decision["reason"]}
+    if estimator:
+        tags["chosen_estimator"] = estimator
+    comparison = report.get("paired_comparison")
+    if comparison:
+        difference = comparison.get("difference")
+        tags.update({
+            "promotion_method": str(comparison.get("method")),
+            "promotion_difference": "n/a" if difference is None else f"{float(difference):.6g}",
+            "promotion_ci": interval_text(comparison.get("ci_low"), comparison.get("ci_high"),
+                                          comparison.get("confidence")),
+            "promotion_verdict": str(comparison.get("verdict")),
+        })
+    return tags
+
+
+def data_shape(report: dict, model) -> tuple[int | None, int | None]:
+    """Rows (training + held out) and feature columns of the version the model learnt from."""
+    train, test = report.get("train_rows"), report.get("test_rows")
+    rows = None if train is None or test is None else int(train) + int(test)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return rows, len(names)
+    example = report.get("input_example") or []
+    return rows, (len(example[0]) if example else None)
 
 
 def _links(tracking_uri: str, experiment_id: str, run_id: str, name: str, version: int) -> dict:
@@ -102,12 +191,20 @@ def register(
     import skops.io as sio
     from mlflow.models import infer_signature
 
+    from ml_assets.core.model_card import chosen_model, model_card
+
     run = mlflow_module.active_run()
     run_id = run.info.run_id
     metrics = report["metrics"]
 
-    mlflow_module.set_tags({"data_version": key, "pipeline": settings.name})
-    mlflow_module.log_params(_flat_params(settings, key))
+    estimator = chosen_estimator(report, settings)
+    run_tags = {"data_version": key, "pipeline": settings.name}
+    if estimator:
+        run_tags["chosen_estimator"] = estimator
+    mlflow_module.set_tags(run_tags)
+    mlflow_module.log_params(_flat_params(settings, key, chosen_model(report)))
+    log_candidate_runs(report, key=key, experiment_id=run.info.experiment_id,
+                       parent_run_id=run_id, tracking_uri=tracking_uri)
     mlflow_module.log_metrics({k: float(v) for k, v in metrics.items()})
     mlflow_module.log_dict(report, "evaluation_report.json")
     for png in sorted(plot_dir.glob("*.png")):
@@ -164,8 +261,12 @@ def register(
             f"{_champion_name(current_version)} after this model was evaluated; "
             "re-materialise evaluation_report to compare again",
         }
-    client.set_model_version_tag(settings.name, str(number), "promotion", "champion" if decision["promote"] else "not promoted")
-    client.set_model_version_tag(settings.name, str(number), "promotion_reason", decision["reason"])
+    for tag, value in promotion_tags(report, decision, estimator).items():
+        client.set_model_version_tag(settings.name, str(number), tag, value)
+    rows, columns = data_shape(report, model)
+    card = model_card({**report, "decision": decision}, pipeline_name=settings.name,
+                      model_version=number, data_rows=rows, data_columns=columns)
+    mlflow_module.log_text(card, MODEL_CARD)
     if decision["promote"]:
         client.set_registered_model_alias(settings.name, CHAMPION_ALIAS, str(number))
     mlflow_module.set_tags(
@@ -180,6 +281,7 @@ def register(
         "model_uri": f"models:/{settings.name}/{number}",
         "previous_champion": current_version,
         "links": _links(tracking_uri, run.info.experiment_id, run_id, settings.name, number),
+        "model_card": card,
     }
 
 

@@ -57,10 +57,15 @@ def test_run_model_version_tags_and_alias_are_on_the_server(mlflow_url, trained)
     mlflow = client(mlflow_url)
     experiment = mlflow.get_experiment_by_name(MODEL)
     assert experiment is not None
-    runs = mlflow.search_runs([experiment.experiment_id])
-    # one MLflow run per Dagster run, and it is the one tagged with the Dagster run
+    every = mlflow.search_runs([experiment.experiment_id])
+    runs = [r for r in every if "mlflow.parentRunId" not in r.data.tags]
+    # one MLflow run per Dagster run, and it is the one tagged with the Dagster run; under it,
+    # one child run per candidate of the model search
     assert len(runs) == 1, [(r.info.run_name, r.data.tags.get("dagster_run_id")) for r in runs]
     [run] = runs
+    children = [r for r in every if r not in runs]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {run.info.run_id}
+    assert sum(r.data.tags.get("chosen") == "true" for r in children) == 1 and len(children) >= 3
     assert run.info.status == "FINISHED"
     assert run.data.tags["data_version"].startswith("breast_cancer-")
     dagster_run_id = run.data.tags["dagster_run_id"]
