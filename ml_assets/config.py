@@ -109,7 +109,7 @@ class GateSettings(_Strict):
     min: dict[str, float] | None = None
     max: dict[str, float] = Field(default_factory=dict)
     primary_metric: str | None = None
-    promotion_tolerance: float = Field(0.0, ge=0)
+    promotion_tolerance: float = Field(0.01, ge=0)
     max_drop_from_champion_evaluation: float = Field(0.1, ge=0, le=1)
     beat_baseline: bool = True
     # Fewer held-out rows unseen by the champion in training than this: no comparison.

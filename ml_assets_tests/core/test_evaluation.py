@@ -425,8 +425,8 @@ def test_worse_challenger_is_not_promoted_and_the_champion_stays():
     )
     assert not decision.promote
     assert decision.reason == (
-        "challenger roc_auc 0.950 < champion 0.975 on the same 114 held-out rows: not promoted; "
-        "the champion stays."
+        "challenger roc_auc 0.950 < champion 0.975 on the same 114 held-out rows by more than "
+        "the promotion tolerance 0.010: not promoted; the champion stays."
     )
 
 
@@ -444,7 +444,8 @@ def test_better_or_equal_challenger_is_promoted():
 
 def test_close_values_are_printed_so_they_differ():
     decision = decide_promotion(
-        {"roc_auc": 0.97491}, {"roc_auc": 0.97512}, _passed(), settings_for()
+        {"roc_auc": 0.97491}, {"roc_auc": 0.97512}, _passed(),
+        settings_for(gates={"promotion_tolerance": 0}),
     )
     assert not decision.promote
     assert decision.reason == (

@@ -121,12 +121,13 @@ def test_realistic_drift_is_retrained_and_a_units_slip_is_blocked(tmp_path, dags
     now = registry.champion()
     if registered.asset_materialization.metadata["promoted"].value:
         assert now["data_version"] == moved
-        assert re.match(r"challenger roc_auc [0-9.]+ >= champion [0-9.]+ on the same \d+ held-out rows: "
-                        r"promoted\.( |$)", decision), decision
+        assert re.match(r"challenger roc_auc [0-9.]+ vs champion [0-9.]+ on the same \d+ held-out rows: "
+                        r"difference .*\(DeLong; .*\): promoted\.( |$)", decision), decision
     else:
         assert now["data_version"] == first
-        assert re.match(r"(challenger roc_auc [0-9.]+ < champion [0-9.]+ on the same \d+ held-out rows: )?"
-                        r"not promoted[:;] .*the champion stays\.( |$)", decision), decision
+        assert re.match(r"(not promoted: )?challenger roc_auc [0-9.]+ vs champion [0-9.]+ on the same "
+                        r"\d+ held-out rows[:,] .*not promoted; the champion stays\.( |$)|"
+                        r"not promoted: .*[Tt]he champion stays\.( |$)", decision), decision
 
     # 4. a units slip of the same columns: breakage, blocked at the data contract
     slipped = base.copy()

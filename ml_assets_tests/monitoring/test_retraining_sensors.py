@@ -300,17 +300,24 @@ def test_change_with_drift_requests_one_retrain_that_says_why(tmp_path, instance
     assert retrained.success
     # The same patients (same patient_id, same split): the champion never trained on the
     # challenger's held-out rows, and scores them with the raised measurements.
-    champion = stored_report(project, moved)["champion"]
+    report = stored_report(project, moved)
+    champion = report["champion"]
     challenger_auc, champion_auc = format_metric_pair(
         champion["challenger_metrics_on_these_rows"]["roc_auc"], champion["metrics_on_these_rows"]["roc_auc"]
     )
+    reason = report["decision"]["reason"]
+    # the paired comparison (DeLong's test on these 114 rows) decided
+    assert reason.startswith(f"challenger roc_auc {challenger_auc} vs champion {champion_auc} on "
+                             "the same 114 held-out rows: difference ")
+    assert "(DeLong; " in reason and report["paired_comparison"]["n_rows"] == 114
+    assert reason.endswith(
+        "(gates.promotion_tolerance): promoted. Compared on all 114 held-out rows; none "
+        "excluded: none of them is a row the champion was trained on (matched by id columns "
+        "patient_id).")
     [outcome] = webhook.texts()[sent + 1:]
     assert outcome == (
         f"[ml_assets] promoted: pipeline bc, data version {moved}, step registered_model_version: "
-        f"bc version 2 is the new champion: challenger roc_auc {challenger_auc} >= champion "
-        f"{champion_auc} on the same 114 held-out rows: promoted. Compared on all 114 held-out rows; "
-        "none excluded: none of them is a row the champion was trained on (matched by id columns "
-        f"patient_id). (retrained for change; moved: {named}) "
+        f"bc version 2 is the new champion: {reason} (retrained for change; moved: {named}) "
         f"(run http://127.0.0.1:3000/runs/{retrained.run_id})"
     )
 

@@ -8,6 +8,8 @@ functions that use them, so importing this package (and the code location) stays
 - metrics: `score`, `score_predictions`, `baseline_scores`, `confusion`;
 - plotting: the PNGs (`plots`, `plot_predictions`);
 - gate: `quality_gate` and its `GateResult`;
+- paired: `compare_paired` (the champion comparison with its interval, `PairedComparison`) and
+  `metric_intervals` (bootstrap intervals of one model's metrics);
 - promotion: `decide_promotion` and the wording of its `PromotionDecision`.
 """
 
@@ -28,6 +30,7 @@ from ml_assets.core.evaluation.plotting import (
     plot_predictions,
     plots,
 )
+from ml_assets.core.evaluation.paired import PairedComparison, compare_paired, metric_intervals
 from ml_assets.core.evaluation.predictions import (
     ARGMAX_PROBA_CLASSIFIERS,
     Predictions,
@@ -42,13 +45,16 @@ __all__ = [
     "PLOT_DPI",
     "PLOT_SIZE",
     "GateResult",
+    "PairedComparison",
     "Predictions",
     "PromotionDecision",
     "baseline_scores",
+    "compare_paired",
     "confusion",
     "confusion_predictions",
     "decide_promotion",
     "labelled",
+    "metric_intervals",
     "plot_predictions",
     "plots",
     "predict",

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 from ml_assets.core.evaluation.gate import GateResult, format_metric, format_metric_pair
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ml_assets.config import PipelineSettings
+    from ml_assets.core.evaluation.paired import PairedComparison
     from ml_assets.core.overlap import ComparisonRows
 
 
@@ -35,6 +38,8 @@ def decide_promotion(
     champion_evaluated: float | None = None,
     comparison: ComparisonRows | None = None,
     challenger_evaluated: float | None = None,
+    paired: PairedComparison | None = None,
+    slice_failures: Sequence[str] = (),
 ) -> PromotionDecision:
     """Promote a challenger that passed every gate and is not worse than the champion.
 
@@ -53,6 +58,14 @@ def decide_promotion(
     (relative) of what the champion achieved, or it is registered but not promoted. The
     challenger's side of that is `challenger_evaluated`, its own metric on all its held-out
     rows (default: its metric in `challenger`).
+
+    `paired` is the paired comparison of the two models on those rows (ml_assets.core.
+    evaluation.paired). With gates.promotion_confidence set it decides: promoted when, at that
+    confidence, the challenger is not worse than the champion by more than the tolerance (the
+    one-sided bound of the difference in the metric's better direction is >= -tolerance); too
+    little evidence keeps the champion. With gates.promotion_confidence null, or without
+    `paired`, the two metrics are compared as points. `slice_failures` (the slices on which
+    the challenger is worse than the champion by more than slices.max_drop) refuse promotion.
     """
     metric = settings.primary_metric
     direction = settings.metric_directions[metric]
@@ -120,6 +133,15 @@ def decide_promotion(
         )
 
     sc, sk = format_metric_pair(c_val, k_val)
+    if slice_failures:
+        return decision(
+            False,
+            f"not promoted: challenger {metric} {sc} vs champion {sk} on {rows}, but worse "
+            f"than the champion on {len(slice_failures)} slice(s): {'; '.join(slice_failures)}; "
+            f"the champion stays.{detail}",
+        )
+    if paired is not None and settings.gates.promotion_confidence is not None:
+        return decision(*_paired_decision(paired, metric, sc, sk, rows, tol, detail))
     not_worse = c_val >= k_val if direction > 0 else c_val <= k_val
     if not_worse:
         op = ">=" if direction > 0 else "<="
@@ -141,6 +163,36 @@ def decide_promotion(
         f"challenger {metric} {sc} {op} champion {sk} on {rows}{tol_text}: not promoted; "
         f"the champion stays.{detail}",
     )
+
+
+def _paired_decision(paired: PairedComparison, metric: str, sc: str, sk: str, rows: str,
+                     tol: float, detail: str) -> tuple[bool, str]:
+    """Promote when, at the comparison's confidence, the challenger is not worse than the
+    champion beyond the tolerance; too little evidence keeps the champion."""
+    if not paired.decided:
+        return False, (f"not promoted: challenger {metric} {sc} vs champion {sk} on {rows}, "
+                       f"but there is {paired.summary} The champion stays.{detail}")
+    confidence = f"{paired.confidence:.0%}"
+    how = paired.method if paired.resamples is None else (
+        f"{paired.method}, {paired.resamples} resamples, seed {paired.seed}")
+    found = (f"challenger {metric} {sc} vs champion {sk} on {rows}: difference "
+             f"{_signed(paired.difference)}, {confidence} interval "
+             f"[{format_metric(paired.ci_low)}, {format_metric(paired.ci_high)}] ({how}; "
+             f"{paired.verdict})")
+    bound = paired.one_sided_bound
+    at_most = (f"better by at least {format_metric(bound)}" if bound >= 0
+               else f"worse by at most {format_metric(-bound)}")
+    limit = f"the promotion tolerance {format_metric(tol)} (gates.promotion_tolerance)"
+    if paired.not_worse():
+        return True, (f"{found}; with {confidence} confidence the challenger is {at_most}, "
+                      f"within {limit}: promoted.{detail}")
+    return False, (f"{found}; with {confidence} confidence the challenger may be worse by "
+                   f"{format_metric(-bound)}, more than {limit}: not promoted; the champion "
+                   f"stays.{detail}")
+
+
+def _signed(value: float | None) -> str:
+    return ("+" if value is not None and value > 0 else "") + format_metric(value)
 
 
 def _is_number(value: Any) -> bool:
