@@ -21,7 +21,9 @@ from ml_assets_tests.conftest import DATASETS, breast_cancer, make_project, run_
 from ml_assets_tests.e2e.conftest import free_port, stop_process_group, wait_for
 from ml_assets_tests.test_cli import cli
 
-SLOW_MODEL = "model:\n  params: {max_iter: 3000, early_stopping: false, learning_rate: 0.01}\n"
+# A model step of several seconds (a linear model made to run every epoch), long enough to be
+# killed in, whose model is still cheap to evaluate afterwards.
+SLOW_MODEL = "model:\n  estimator: linear\n  params: {solver: saga, max_iter: 200000, tol: 0.0}\n"
 PIPELINE_FILE = ("name: bc\ntarget: diagnosis\ntask: classification\nid_columns: [patient_id]\n"
                  "positive_label: malignant\n")
 MODEL_STEP = f"{DagsterNames.of('bc').slug}__{MODEL}"  # the step key of PIPELINE_FILE's model
