@@ -58,6 +58,11 @@ def test_demo_run_status_and_a_blocked_file(tmp_path):
         assert f"=> registered {pipeline} version 1 and promoted to champion" in out
     assert re.search(r"^  breast_cancer\s+ok$", run.stdout, re.M)
     assert re.search(r"^  diabetes\s+ok$", run.stdout, re.M)
+    # the classifier's model was searched for, the regressor's is fixed by its pipeline file
+    assert re.search(r"^  model +ok +[\d.]+s  \w+ #\d \(\w+\), best of 10 candidates$",
+                     section(run.stdout, "breast_cancer"), re.M)
+    assert re.search(r"^  model +ok +[\d.]+s  linear #1 \(Ridge\), fixed by model\.estimator$",
+                     section(run.stdout, "diabetes"), re.M)
 
     again = cli(tmp_path, "run")
     assert again.returncode == 0 and again.stdout.count("nothing new") == 2

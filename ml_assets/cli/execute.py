@@ -11,6 +11,7 @@ from ml_assets.graph import (
     DRIFT_REPORT,
     EVALUATION_REPORT,
     FEATURES,
+    MODEL,
     REGISTERED_MODEL_VERSION,
     STAGE_TAG,
     TRAIN_STAGE,
@@ -136,6 +137,10 @@ def step_note(step) -> str:
         notes.append(f"version {meta['version']}: {meta.get('decision', '')}")
     elif step.step == DRIFT_REPORT and "summary" in meta:
         notes.append(str(meta["summary"]))
+    elif step.step == MODEL and "candidate" in meta:
+        tried = meta.get("candidates_tried")
+        notes.append(f"{meta['candidate']} ({meta.get('estimator')}), "
+                     + (f"best of {tried} candidates" if tried else "fixed by model.estimator"))
     elif step.step in (VALIDATED_DATA, FEATURES) and "dagster/row_count" in meta:
         notes.insert(0, f"{meta['dagster/row_count']} rows")
     return "; ".join(n for n in notes if n)

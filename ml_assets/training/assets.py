@@ -143,6 +143,7 @@ def build_training_assets(pipeline: Pipeline) -> list:
                 "search_budget_seconds": result.budget_seconds,
                 "stopped_by_budget": result.stopped_by_budget,
                 "search_rows": result.search_rows,
+                "candidates_tried": len(result.candidates),
                 "candidates": search_table(result),
                 "search_plot": png_markdown({"model search": search_png(result)}),
             })
