@@ -5,11 +5,8 @@ registered model takes rows in the landing file's format and training and servin
 apart. Columns are listed explicitly (no `make_column_selector`), which keeps the model
 serialisable by skops, MLflow's safe format for scikit-learn.
 
-Default estimator: histogram gradient boosting. Gradient-boosted trees are the strongest
-general-purpose learners on tabular data (they win most tabular benchmarks against linear
-models, forests and deep nets), need no feature scaling, handle missing values and mixed
-scales, and scikit-learn's histogram implementation fits a million rows in seconds with
-deterministic results for a fixed `random_state`.
+Which estimator a version gets is chosen by ml_assets.core.search (or fixed by the pipeline
+file); this module builds and fits any of the three families.
 """
 
 from __future__ import annotations
