@@ -32,7 +32,9 @@ PIPELINES = ("breast_cancer", "diabetes")
 # primary metric (and where it is set), and for the regressor also the no-skill baseline (its
 # r2 falls below the baseline's; the classifier's ROC AUC stays just above 0.5).
 REFUSING_RULES = {
-    "breast_cancer": ("roc_auc", 0.7, "(the default for gates.min.roc_auc)", ["gates.min.roc_auc"]),
+    # The model the search chooses on shuffled diagnoses ranks no better than chance either.
+    "breast_cancer": ("roc_auc", 0.7, "(the default for gates.min.roc_auc)",
+                      ["baseline.roc_auc", "gates.min.roc_auc"]),
     "diabetes": ("r2", 0.25, "set in gates.min.r2", ["baseline.r2", "gates.min.r2"]),
 }
 

@@ -91,8 +91,15 @@ def test_pipeline_runs_on_the_production_instance_and_mlflow_on_postgres(postgre
             "mlflow", "SELECT name, version FROM registered_model_aliases WHERE alias = 'champion'"
         )
         assert sorted(champions) == [(pipeline, 1) for pipeline in PIPELINES]
-        statuses = postgres.query("mlflow", "SELECT status FROM runs")
-        assert statuses == [("FINISHED",)] * len(PIPELINES)
+        # one MLflow run per registration, and under each one child run per model candidate
+        parents = postgres.query(
+            "mlflow", "SELECT status FROM runs WHERE run_uuid NOT IN "
+            "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId')")
+        assert parents == [("FINISHED",)] * len(PIPELINES)
+        children = postgres.query(
+            "mlflow", "SELECT DISTINCT status FROM runs WHERE run_uuid IN "
+            "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId')")
+        assert children == [("FINISHED",)]
 
         # `ml-assets status` reads the same instance and registry
         status = ml_assets(["status"], tmp_path, env)
