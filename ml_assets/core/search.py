@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_assets.core.evaluation.predictions import positive_index
+
 # Above this many training rows the default set leaves random forests out: their fit grows
 # faster with the rows than boosting's, and on large tables boosting wins anyway.
 FOREST_MAX_ROWS = 200_000
@@ -158,19 +160,10 @@ def scorer_for(metric: str, task: str, classes: Sequence[Any], positive_label: A
     if metric == "accuracy":
         return get_scorer("accuracy"), "accuracy"
     if binary:
-        positive = _positive(classes, positive_label)
+        # The class the evaluation treats as positive (positive_label, else sklearn's classes_[1]).
+        positive = classes[positive_index(list(classes), positive_label)]
         return make_scorer(f1_score, pos_label=positive), f"f1 (positive class {positive!r})"
     return get_scorer("f1_macro"), "f1_macro"
-
-
-def _positive(classes: Sequence[Any], positive_label: Any) -> Any:
-    ordered = sorted(classes, key=str)
-    if positive_label is None:
-        return ordered[1]
-    for c in ordered:
-        if c == positive_label or str(c) == str(positive_label):
-            return c
-    return positive_label
 
 
 # --------------------------------------------------------------------------- the search
@@ -216,7 +209,8 @@ def search(
     order = np.random.default_rng(seed).permutation(len(y))[: min(max_rows, len(y))]
     # A sample of the training rows, nested: every round's rows are the first of the next's.
     X_search, y_search = X.iloc[order], y.iloc[order]
-    classes = sorted(pd.unique(y_search.dropna()), key=str) if task == "classification" else []
+    # Sorted as scikit-learn sorts a model's classes_.
+    classes = np.unique(y_search.dropna().to_numpy()).tolist() if task == "classification" else []
     scoring, scoring_name = scorer_for(metric, task, classes, positive_label)
     floor = max(MIN_ROUND_ROWS, 2 * cv_folds * max(len(classes), 1))
     largest_family = max(sum(c.family == f for c in candidates) for f in {c.family for c in candidates})
