@@ -19,7 +19,9 @@ from ml_assets.config import (
     ContractSettings,
     DriftSettings,
     GateSettings,
+    LiveSettings,
     ModelSettings,
+    Promotion,
     PipelineFileError,
     PipelineSettings,
     RetrainSettings,
@@ -100,6 +102,7 @@ GateAttributes = _attributes_of(GateSettings)
 SliceAttributes = _attributes_of(SliceSettings)
 DriftAttributes = _attributes_of(DriftSettings)
 RetrainAttributes = _attributes_of(RetrainSettings)
+LiveAttributes = _attributes_of(LiveSettings)
 
 
 class PipelineScaffoldParams(BaseModel):
@@ -195,6 +198,15 @@ with warnings.catch_warnings():
         slices: SliceAttributes = Field(default_factory=SliceAttributes)
         drift: DriftAttributes = Field(default_factory=DriftAttributes)
         retrain: RetrainAttributes = Field(default_factory=RetrainAttributes)
+        promotion: Promotion = Field(
+            _default("promotion"),
+            description="auto | manual (a version that passed waits as `challenger` for "
+                        "`ml-assets approve`)")
+        scoring_glob: str = Field(_default("scoring_glob"),
+                                  description="files to score, relative to the landing folder")
+        labels_glob: str = Field(_default("labels_glob"),
+                                 description="files of late labels, relative to the landing folder")
+        live: LiveAttributes = Field(default_factory=LiveAttributes)
 
         @classmethod
         def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext):

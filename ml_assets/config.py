@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 Task = Literal["classification", "regression"]
 Estimator = Literal["hist_gradient_boosting", "random_forest", "linear"]
 RetrainPolicy = Literal["every_version", "on_drift_or_decay", "never"]
+Promotion = Literal["auto", "manual"]
 
 # Metrics the evaluation computes, and which way is better.
 CLASSIFICATION_METRICS = {"roc_auc": +1, "accuracy": +1, "f1": +1, "log_loss": -1}
@@ -175,6 +176,23 @@ class RetrainSettings(_Strict):
         return self
 
 
+class LiveSettings(_Strict):
+    """How the champion's real performance is measured once labels arrive for its predictions."""
+
+    # The columns a labels file is joined to the predictions on; unset: `id_columns`.
+    join_on: list[str] | None = Field(None, min_length=1)
+    # The live metric is computed over the newest `window_rows` labelled predictions of the
+    # champion, and only those scored within `window_days` when that is set.
+    window_rows: int = Field(10_000, ge=1)
+    window_days: float | None = Field(None, gt=0)
+    # Fewer labelled predictions in the window: the live metric is reported, never judged.
+    min_rows: int = Field(30, ge=1)
+    # After a decay retraining was requested, none other for this many hours.
+    cooldown_hours: float = Field(24, ge=0)
+    # A scoring or labels file larger than this is refused (named, nothing read).
+    max_file_mb: float = Field(1024, gt=0)
+
+
 class PipelineSettings(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     target: str = Field(min_length=1)
@@ -192,6 +210,13 @@ class PipelineSettings(_Strict):
     slices: SliceSettings = Field(default_factory=SliceSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     retrain: RetrainSettings = Field(default_factory=RetrainSettings)
+    # auto: a version that passes every gate and the comparison becomes champion; manual: it
+    # waits under the alias `challenger` for `ml-assets approve`.
+    promotion: Promotion = "auto"
+    # Files to score and files of late labels, relative to the landing folder.
+    scoring_glob: str = Field("score/*.csv", min_length=1)
+    labels_glob: str = Field("labels/*.csv", min_length=1)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @model_validator(mode="after")
     def _check_cross_field(self) -> PipelineSettings:
@@ -211,6 +236,9 @@ class PipelineSettings(_Strict):
                 raise _KeyError(
                     "slices.columns", f"feature columns, not the target or an id column ({column!r})"
                 )
+        for column in self.live.join_on or []:
+            if column == self.target:
+                raise _KeyError("live.join_on", f"id columns, not the target {self.target!r}")
         if self.gates.primary_metric and self.gates.primary_metric not in metrics:
             raise _KeyError(
                 "gates.primary_metric", f"a {self.task} metric, one of {sorted(metrics)}"
@@ -233,6 +261,11 @@ class PipelineSettings(_Strict):
     @property
     def max_gates(self) -> dict[str, float]:
         return dict(self.gates.max)
+
+    @property
+    def join_columns(self) -> list[str]:
+        """The columns late labels are joined to predictions on."""
+        return list(self.live.join_on or self.id_columns)
 
 
 class _KeyError(ValueError):

@@ -21,6 +21,10 @@ DRIFT_REPORT = "drift_report"
 MODEL = "model"
 EVALUATION_REPORT = "evaluation_report"
 REGISTERED_MODEL_VERSION = "registered_model_version"
+# Partitioned by scoring batch, not by data version: the production loop after registration.
+PREDICTIONS = "predictions"
+LIVE_PERFORMANCE = "live_performance"
+SCORING_ASSETS = (PREDICTIONS, LIVE_PERFORMANCE)
 
 # What every new version gets: ingested, validated, its features built, checked for drift.
 INGEST_ASSETS = (RAW_DATA, VALIDATED_DATA, FEATURES, DRIFT_REPORT)
@@ -97,6 +101,35 @@ class DagsterNames:
     @property
     def job(self) -> str:
         return f"{self.slug}__train_version"
+
+    @property
+    def scoring_partitions(self) -> str:
+        return f"{self.slug}__scoring_batch"
+
+    @property
+    def score_job(self) -> str:
+        return f"{self.slug}__score_batch"
+
+    @property
+    def live_job(self) -> str:
+        return f"{self.slug}__measure_live_performance"
+
+    @property
+    def decide_job(self) -> str:
+        """approve / reject / rollback from the UI's launchpad."""
+        return f"{self.slug}__decide_version"
+
+    @property
+    def scoring_sensor(self) -> str:
+        return f"{self.slug}__scoring_sensor"
+
+    @property
+    def labels_sensor(self) -> str:
+        return f"{self.slug}__labels_sensor"
+
+    @property
+    def decay_sensor(self) -> str:
+        return f"{self.slug}__decay_sensor"
 
     @property
     def new_data_sensor(self) -> str:

@@ -52,6 +52,12 @@ class Pipeline:
 
         return data_version_partitions(self.names.partitions)
 
+    @cached_property
+    def scoring_partitions(self) -> dg.DynamicPartitionsDefinition:
+        from ml_assets.partitions import data_version_partitions
+
+        return data_version_partitions(self.names.scoring_partitions)
+
     def asset_args(self, asset: str) -> dict:
         """What every asset of this pipeline declares: its key under the slug, its group, its
         partitions, and the pipeline's name for the shared IO managers."""

@@ -8,6 +8,8 @@ Layout, one folder per pipeline so many pipelines can share a home::
         run_requests.json             versions asked to run again (`ml-assets contract accept`)
         versions/<key>/source/<file>  the landed bytes, copied unchanged
         versions/<key>/<asset>.parquet | .json | .skops (+ .sha256)   derived artifacts
+        scoring/, labels/             scoring batches and late labels, laid out as above
+        ledger.jsonl                  the promotion ledger, one record per line, append-only
 
 Writes are atomic (temporary file + rename) and registration holds a file lock, so two
 processes scanning the same landing folder register each version once.
@@ -334,6 +336,19 @@ class VersionedStore:
             )
         return path
 
+
+
+def scoring_store(store_root: Path, pipeline: str) -> VersionedStore:
+    """A pipeline's scoring batches, registered like its data versions (content-hashed,
+    immutable, deduplicated), under `<store>/<pipeline>/scoring/`: each batch's file in
+    `versions/<batch>/source/`, its predictions beside it."""
+    return VersionedStore(Path(store_root) / pipeline, "scoring")
+
+
+def labels_store(store_root: Path, pipeline: str) -> VersionedStore:
+    """A pipeline's files of late labels, registered the same way under
+    `<store>/<pipeline>/labels/`."""
+    return VersionedStore(Path(store_root) / pipeline, "labels")
 
 
 # --- artifacts: frames as Parquet, reports as JSON, models as skops with a recorded checksum ---

@@ -80,7 +80,8 @@ def test_bundled_demo_pipelines_load():
 
 
 KNOWN_KEYS = ("['name', 'target', 'task', 'landing_glob', 'landing_dir', 'id_columns', "
-              "'positive_label', 'seed', 'test_size', 'model', 'contract', 'gates', 'slices', 'drift', 'retrain']")
+              "'positive_label', 'seed', 'test_size', 'model', 'contract', 'gates', 'slices', 'drift', 'retrain', "
+              "'promotion', 'scoring_glob', 'labels_glob', 'live']")
 
 
 @pytest.mark.parametrize(
