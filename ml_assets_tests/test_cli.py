@@ -147,3 +147,29 @@ def test_demo_writes_plausible_and_drifted_versions(tmp_path):
 
     again = cli(tmp_path, "demo", "--if-empty")
     assert again.returncode == 0 and again.stdout.count("already holds data") == 2
+
+
+def test_demo_writes_scoring_batches_and_their_late_labels(tmp_path):
+    assert cli(tmp_path, "demo", "--score", "2").returncode == 0
+    landing = tmp_path / ".ml_assets" / "landing" / "breast_cancer"
+    batches = sorted((landing / "score").glob("*.csv"))
+    assert [p.name for p in batches] == ["breast_cancer_batch_001.csv", "breast_cancer_batch_002.csv"]
+    base = pd.read_csv(landing / "breast_cancer.csv")
+    first = pd.read_csv(batches[0])
+    # the landing format without the target, new patients
+    assert list(first.columns) == [c for c in base.columns if c != "diagnosis"]
+    assert not first["patient_id"].isin(base["patient_id"]).any()
+
+    shifted = cli(tmp_path, "demo", "--shifted-labels")
+    assert shifted.returncode == 0, shifted.stderr
+    labels = pd.read_csv(landing / "labels" / "breast_cancer_batch_001_labels_shifted.csv")
+    assert list(labels.columns) == ["patient_id", "diagnosis"]
+    assert labels["patient_id"].tolist() == first["patient_id"].tolist()
+    # the world changed: the labels now follow one measurement, with the class shares kept
+    truth = cli(tmp_path, "demo", "--labels")
+    assert truth.returncode == 0 and "every scoring batch has its labels" in truth.stdout
+    assert set(labels["diagnosis"]) == {"benign", "malignant"}
+    malignant = labels["diagnosis"] == "malignant"
+    separating = [c for c in first.columns[1:]
+                  if first.loc[malignant.to_numpy(), c].min() >= first.loc[~malignant.to_numpy(), c].max()]
+    assert len(separating) == 1  # one measurement now separates the classes exactly

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--versions", type=_non_negative, default=0, metavar="N",
                       help="write N further versions (default: only the bundled table)")
     demo.add_argument("--drift", action="store_true", help="shift the new versions' size measurements")
+    demo.add_argument("--score", type=_non_negative, default=0, metavar="N",
+                      help="write N batches of new rows to score into the scoring folder")
+    labels = demo.add_mutually_exclusive_group()
+    labels.add_argument("--labels", action="store_true",
+                        help="write the true labels of the scoring batches that have none yet")
+    labels.add_argument("--shifted-labels", action="store_true",
+                        help="the same, as a changed world labels them (the champion decays)")
     demo.add_argument("--if-empty", action="store_true",
                       help="write nothing if the landing folder already holds data (used by make dev)")
     demo.set_defaults(func=cmd_demo)

@@ -155,3 +155,73 @@ def shuffle_labels(table: pd.DataFrame, target: str, seed: int, share: float = 1
     column = out.columns.get_loc(target)
     out.iloc[rows, column] = rng.permutation(out.iloc[rows, column].to_numpy())
     return out
+
+
+# --- the production loop: rows to score, and their labels delivered later ---
+SCORE_SEED = 1000  # scoring batch k is generated with seed SCORE_SEED + k: its labels can be
+# delivered later by generating it again
+
+
+def scoring_batch(base: pd.DataFrame, number: int, table: DemoTable) -> pd.DataFrame:
+    """Batch `number` of new rows as they reach the model: new ids, the target included (the
+    caller drops it for the file to score and keeps it for the labels)."""
+    return make_version(base, seed=SCORE_SEED + number, drift=False, target=table.target, table=table)
+
+
+def shifted_labels(batch: pd.DataFrame, base: pd.DataFrame, table: DemoTable) -> pd.Series:
+    """The batch's labels after the world changed: the same labels (same class shares, same
+    target values), now ordered by the numeric feature that told least about the label in the
+    bundled table. A model trained on the bundled table ranks them badly; a model retrained
+    on the new labels learns them. No value is new, so the data contract still holds."""
+    numeric = [c for c in base.columns if c not in (table.id_column, table.target)
+               and pd.api.types.is_numeric_dtype(base[c])]
+    if table.task == "classification":
+        coded = (base[table.target] == sorted(base[table.target].unique())[-1]).astype(float)
+    else:
+        coded = base[table.target].astype(float)
+    strength = {c: abs(np.corrcoef(base[c].astype(float), coded)[0, 1]) for c in numeric}
+    feature = min(strength, key=lambda c: (strength[c], c))
+    order = np.argsort(batch[feature].to_numpy(), kind="stable")
+    labels = np.empty(len(batch), dtype=batch[table.target].dtype)
+    labels[order] = np.sort(batch[table.target].to_numpy(), kind="stable")
+    return pd.Series(labels, index=batch.index, name=table.target)
+
+
+def _atomic_csv(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_csv(tmp, index=False, float_format="%.6g")
+    tmp.rename(path)  # appears whole: a sensor tick never sees a half-written file
+    return path
+
+
+def write_scoring_batches(folder: Path, count: int, table: DemoTable) -> list[Path]:
+    """Write `count` further scoring batches (the landing format without the target) into
+    `folder`, numbered after those already there."""
+    base = pd.read_csv(table.path)
+    existing = [int(m.group(1)) for p in folder.glob(f"{table.name}_batch_*.csv")
+                if (m := re.search(r"_batch_(\d+)", p.stem))] if folder.is_dir() else []
+    start = max(existing, default=0) + 1
+    return [
+        _atomic_csv(scoring_batch(base, n, table).drop(columns=[table.target]),
+                    folder / f"{table.name}_batch_{n:03d}.csv")
+        for n in range(start, start + count)
+    ]
+
+
+def write_labels(scoring_folder: Path, labels_folder: Path, table: DemoTable,
+                 shift: bool) -> list[Path]:
+    """The labels (id column + target) of every demo scoring batch in `scoring_folder` that has
+    none in `labels_folder` yet; `shift`: as the changed world labels them."""
+    base = pd.read_csv(table.path)
+    written = []
+    for path in sorted(scoring_folder.glob(f"{table.name}_batch_*.csv")) if scoring_folder.is_dir() else []:
+        match = re.search(r"_batch_(\d+)$", path.stem)
+        out = labels_folder / f"{path.stem}_labels{'_shifted' if shift else ''}.csv"
+        if not match or any(labels_folder.glob(f"{path.stem}_labels*.csv")):
+            continue
+        batch = scoring_batch(base, int(match.group(1)), table)
+        labels = shifted_labels(batch, base, table) if shift else batch[table.target]
+        written.append(_atomic_csv(pd.DataFrame({table.id_column: batch[table.id_column],
+                                                 table.target: labels}), out))
+    return written
