@@ -11,6 +11,7 @@ from ml_assets.monitoring.assets import build_monitoring_assets
 from ml_assets.monitoring.sensors import build_drift_sensor, build_failure_sensor, build_weekly_retrain
 from ml_assets.pipelines import Pipeline
 from ml_assets.registry.assets import build_registry_assets
+from ml_assets.registry.decide_job import build_decide_job
 from ml_assets.training.assets import build_training_assets
 from ml_assets.training.evaluation import build_evaluation_asset
 
@@ -34,7 +35,7 @@ def pipeline_definitions(pipeline: Pipeline) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=assets,
-        jobs=[train_job],
+        jobs=[train_job, build_decide_job(pipeline)],
         sensors=[
             build_new_data_sensor(pipeline, train_job),
             build_drift_sensor(pipeline, train_job),

@@ -1,5 +1,6 @@
 """`ml-assets`: run the pipelines headless, show their status, list the pipeline files, write
-demo data, evolve a data contract, migrate an older home. The parser and `main` are here; each
+demo data, evolve a data contract, decide on model versions (approve, reject, rollback, history),
+migrate an older home. The parser and `main` are here; each
 command lives in a module of its own.
 
 Exit codes: 0 all passed; 1 a version was blocked (a gate failed, or its file could not be
@@ -17,7 +18,9 @@ import warnings
 
 from ml_assets.cli.common import EXIT_BLOCKED, EXIT_USAGE, Refused, UsageError
 from ml_assets.cli.contract import cmd_contract_accept, cmd_contract_diff, cmd_contract_show
+from ml_assets.cli.decide import cmd_approve, cmd_reject, cmd_rollback
 from ml_assets.cli.demo import cmd_demo
+from ml_assets.cli.history import cmd_history
 from ml_assets.cli.migrate import cmd_migrate
 from ml_assets.cli.pipelines import cmd_pipelines
 from ml_assets.cli.run import cmd_run
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write nothing if the landing folder already holds data (used by make dev)")
     demo.set_defaults(func=cmd_demo)
     _add_contract_parser(sub)
+    _add_decision_parsers(sub)
     migrate = sub.add_parser(
         "migrate", help="move a home written by a single-pipeline version onto the pipelines' names"
     )
@@ -115,6 +119,37 @@ def _add_contract_parser(sub) -> None:
                         help="why the version is right (kept in the contract's history)")
     _add_pipeline_option(accept)
     accept.set_defaults(func=cmd_contract_accept)
+
+
+def _add_decision_parsers(sub) -> None:
+    approve = sub.add_parser("approve", help="make the version waiting for approval the champion")
+    approve.add_argument("version", type=_model_version, metavar="VERSION",
+                         help="the model version waiting under the alias challenger")
+    _add_pipeline_option(approve)
+    approve.set_defaults(func=cmd_approve)
+    reject = sub.add_parser("reject", help="reject the version waiting for approval, for good")
+    reject.add_argument("version", type=_model_version, metavar="VERSION",
+                        help="the model version waiting under the alias challenger")
+    reject.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the ledger)")
+    _add_pipeline_option(reject)
+    reject.set_defaults(func=cmd_reject)
+    rollback = sub.add_parser("rollback", help="move champion back to an earlier champion")
+    rollback.add_argument("--to", type=_model_version, metavar="VERSION",
+                          help="a version that was champion once (default: the previous champion)")
+    rollback.add_argument("--reason", metavar="TEXT", help="why (kept in the ledger)")
+    _add_pipeline_option(rollback)
+    rollback.set_defaults(func=cmd_rollback)
+    history = sub.add_parser("history", help="the promotion ledger, oldest first")
+    history.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_pipeline_option(history)
+    history.set_defaults(func=cmd_history)
+
+
+def _model_version(text: str) -> int:
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise argparse.ArgumentTypeError(f"expected a model version number such as 3, got {text!r}")
+    return int(digits)
 
 
 def _add_pipeline_option(parser, many: bool = False) -> None:

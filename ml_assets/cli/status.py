@@ -107,9 +107,10 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
 
     names = DagsterNames.of(settings.name)
     store = VersionedStore(env.store_root, settings.name)
-    champion, registry_error = None, None
+    champion, challenger, registry_error = None, None, None
     try:
         champion = RegisteredModel(env.tracking_uri, settings.name).champion()
+        challenger = _challenger(RegisteredModel(env.tracking_uri, settings.name))
     except Exception as exc:  # the registry being down must not hide the rest of the status
         registry_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
@@ -133,7 +134,8 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
             state = "blocked"
         elif registered is not None:
             is_champion = champion is not None and champion["version"] == registered.get("version")
-            state = "champion" if is_champion else "registered"
+            waiting = challenger is not None and challenger["version"] == registered.get("version")
+            state = "champion" if is_champion else "challenger" if waiting else "registered"
         elif run.is_failure:
             state = "failed"
         else:
@@ -175,9 +177,28 @@ def collect_status(env: Environment, settings: PipelineSettings, instance) -> di
         "tracking_uri": env.tracking_uri,
         "versions": versions,
         "champion": champion,
+        # with `promotion: manual`: the version waiting for `ml-assets approve`
+        "challenger": challenger,
         "registry_error": registry_error,
         "waiting_for_migration": len(legacy_versions(instance, store, names)),
     }
+
+
+def _challenger(registry) -> dict | None:
+    """{version, data_version} of the version waiting under the alias challenger, or None."""
+    from mlflow.exceptions import MlflowException
+
+    from ml_assets.registry.registration import CHALLENGER_ALIAS
+
+    client = registry.client()
+    try:
+        aliases = client.get_registered_model(registry.model_name).aliases or {}
+    except MlflowException:  # nothing registered yet
+        return None
+    if CHALLENGER_ALIAS not in aliases:
+        return None
+    version = client.get_model_version(registry.model_name, str(aliases[CHALLENGER_ALIAS]))
+    return {"version": int(version.version), "data_version": version.tags.get("data_version")}
 
 
 def render_status(status: dict) -> str:
@@ -207,4 +228,11 @@ def render_status(status: dict) -> str:
         lines.append(f"champion: unknown, the registry did not answer ({status['registry_error']})")
     else:
         lines.append("champion: none yet")
+    challenger = status.get("challenger")
+    if challenger:
+        lines.append(
+            f"waiting for approval: {status['pipeline']} version {challenger['version']} (data "
+            f"version {challenger['data_version']}): ml-assets approve {challenger['version']} "
+            f"--pipeline {status['pipeline']}"
+        )
     return "\n".join(lines)

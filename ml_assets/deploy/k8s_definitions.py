@@ -30,7 +30,8 @@ EXECUTOR_CONFIG = {
     "per_step_k8s_config": {
         step: config
         # every pipeline's job, from pipeline files or the defs folder: `<slug>__train_version`
-        for slug in (job.name.removesuffix("__train_version") for job in in_process.defs.jobs)
+        for slug in (job.name.removesuffix("__train_version") for job in in_process.defs.jobs
+                     if job.name.endswith("__train_version"))
         for step, config in {
             # fitting the model holds the training table and the trees; it uses both cores
             f"{slug}__{MODEL}": _resources("2", "4Gi", "4", "8Gi"),

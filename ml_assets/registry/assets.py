@@ -8,7 +8,6 @@ from ml_assets.ingestion.assets import contract_path
 from ml_assets.metadata import settings_version
 from ml_assets.registry.mlflow_ui import model_version_url, run_url
 from ml_assets.registry.mlflow_wiring import (
-    CHAMPION_ALIAS,
     MLFLOW_RETRY,
     ModelRegistry,
     finish_mlflow_run,
@@ -32,7 +31,7 @@ def build_registry_assets(pipeline: Pipeline) -> list:
         required_resource_keys={"mlflow", "registry", "store", "notifier"},
         retry_policy=MLFLOW_RETRY,
         description="The MLflow registered model version of this data version, and the "
-        "promotion decision (alias `champion`).",
+        "promotion decision (alias `champion`, or `challenger` with `promotion: manual`).",
     )
     def registered_model_version(
         context: dg.AssetExecutionContext,
@@ -53,8 +52,11 @@ def build_registry_assets(pipeline: Pipeline) -> list:
         with finish_mlflow_run(context.resources.mlflow, experiment=settings.name):
             import mlflow
 
+            from ml_assets.registry.decisions import DecisionHome
+            from ml_assets.registry.ledger import actor_of_run
             from ml_assets.registry.registration import register
 
+            decisions = DecisionHome(settings.name, registry.tracking_uri, env.store_root)
             outcome = register(
                 registry=registry.model(settings.name),
                 settings=settings,
@@ -66,12 +68,18 @@ def build_registry_assets(pipeline: Pipeline) -> list:
                 plot_dir=store.of(settings.name).version_dir(key) / "evaluation_plots",
                 contract_file=contract_path(env, settings),
                 tracking_uri=registry.tracking_uri,
+                decisions=decisions,
+                actor=actor_of_run(context.run.tags, context.run_id),
             )
             experiment_id = mlflow.active_run().info.experiment_id
         card = outcome.pop("model_card")
+        written = outcome.pop("ledger", None) or []
+        for warning in outcome.pop("ledger_warnings", None) or []:
+            context.log.warning(warning)
         context.log.info(
             f"{settings.name} version {outcome['version']}: "
-            + ("promoted to champion" if outcome["promoted"] else "registered, champion kept")
+            + ("promoted to champion" if outcome["promoted"] else "waiting for approval as "
+               "challenger" if outcome["waiting"] else "registered, champion kept")
             + f" ({outcome['reason']})"
         )
         from ml_assets.monitoring.notifications import retrain_note
@@ -82,6 +90,13 @@ def build_registry_assets(pipeline: Pipeline) -> list:
                 "promoted", version=key, step=REGISTERED_MODEL_VERSION,
                 reason=f"{settings.name} version {outcome['version']} is the new champion: "
                 f"{outcome['reason']}{retrained}",
+                run_id=context.run_id, logger=context.log, pipeline=settings.name,
+            )
+        elif outcome["waiting"]:
+            context.resources.notifier.send(
+                "waiting for approval", version=key, step=REGISTERED_MODEL_VERSION,
+                reason=f"{settings.name} version {outcome['version']} waits for approval: "
+                f"ml-assets approve {outcome['version']} --pipeline {settings.name}{retrained}",
                 run_id=context.run_id, logger=context.log, pipeline=settings.name,
             )
         elif retrained:  # drift_sensor announced this retraining: say how it ended
@@ -96,10 +111,16 @@ def build_registry_assets(pipeline: Pipeline) -> list:
             "version": outcome["version"],
             "promoted": outcome["promoted"],
             "decision": outcome["reason"],
-            "alias": CHAMPION_ALIAS if outcome["promoted"] else "none",
+            "alias": outcome["alias"],
+            "waiting_for_approval": outcome["waiting"],
             "mlflow_run_id": outcome["run_id"],
             "model_card": dg.MetadataValue.md(card),
         }
+        if written:
+            from ml_assets.registry.ledger import ledger_of, markdown_table
+
+            records = ledger_of(env.store_root, settings.name).records()
+            metadata["ledger"] = dg.MetadataValue.md(markdown_table(records, settings.primary_metric))
         # To the MLflow UI (ML_ASSETS_MLFLOW_UI_URL, or `make dev`'s beside a local store).
         ui = env.mlflow_ui_url
         links = {

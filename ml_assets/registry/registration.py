@@ -19,6 +19,8 @@ _log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"  # the logged model's name in its MLflow run
 CHAMPION_ALIAS = "champion"  # the registered model alias that serving and drift follow
+# With `promotion: manual`: the version that passed everything and waits for `ml-assets approve`.
+CHALLENGER_ALIAS = "challenger"
 MODEL_CARD = "model_card.md"  # the version's card, an artifact of its run
 
 
@@ -184,7 +186,12 @@ def register(
     plot_dir: Path,
     contract_file: Path,
     tracking_uri: str,
+    decisions=None,
+    actor: str = "",
 ) -> dict:
+    """Log and register the model; promote it (or, with `promotion: manual`, offer it as
+    `challenger`). With `decisions` (a DecisionHome), the read-check-write of the aliases holds
+    the pipeline's decision lock and the outcome is recorded in its ledger, by `actor`."""
     import mlflow as mlflow_module
     import mlflow.sklearn
     import pandas as pd
@@ -248,6 +255,47 @@ def register(
         _log.info(line)
     number = int(version.version)
 
+    lock = decisions.lock() if decisions is not None else contextlib.nullcontext()
+    with lock:
+        decided = _decide(registry, client, settings, report, number, key, metrics, estimator)
+        if decisions is not None:
+            from ml_assets.registry.decisions import registration_records, write_records
+
+            entries = registration_records({**decided, "version": number, "data_version": key},
+                                           report, pipeline=settings.name, actor=actor,
+                                           champion_before=decided["previous_champion"])
+            decided["ledger"], decided["ledger_warnings"] = write_records(decisions, client, entries)
+    decision = decided["decision"]
+    rows, columns = data_shape(report, model)
+    card = model_card({**report, "decision": decision}, pipeline_name=settings.name,
+                      model_version=number, data_rows=rows, data_columns=columns)
+    mlflow_module.log_text(card, MODEL_CARD)
+    mlflow_module.set_tags(
+        {"registered_version": str(number), "promoted": str(decided["promoted"]).lower()}
+    )
+    current_version = decided["previous_champion"]
+    return {
+        "model_name": settings.name,
+        "version": number,
+        "promoted": decided["promoted"],
+        "waiting": decided["waiting"],
+        "alias": decided["alias"],
+        "superseded": decided["superseded"],
+        "ledger": decided.get("ledger", []),
+        "ledger_warnings": decided.get("ledger_warnings", []),
+        "reason": decision["reason"],
+        "run_id": run_id,
+        "model_uri": f"models:/{settings.name}/{number}",
+        "previous_champion": current_version,
+        "links": _links(tracking_uri, run.info.experiment_id, run_id, settings.name, number),
+        "model_card": card,
+    }
+
+
+def _decide(registry, client, settings: PipelineSettings, report: dict, number: int, key: str,
+            metrics: dict, estimator: str | None) -> dict:
+    """Read the aliases, decide, tag the version and move the alias it gets (champion, or
+    challenger with `promotion: manual`). What was decided, for the outcome and the ledger."""
     # Promote only against the champion the evaluation compared with: if another run
     # promoted a model in between, this one was never compared with it.
     decision = dict(report["decision"])
@@ -261,27 +309,49 @@ def register(
             f"{_champion_name(current_version)} after this model was evaluated; "
             "re-materialise evaluation_report to compare again",
         }
-    for tag, value in promotion_tags(report, decision, estimator).items():
+    waiting = decision["promote"] and settings.promotion == "manual"
+    tags = promotion_tags(report, decision, estimator)
+    # Checked again by `ml-assets approve`: the comparison holds only against this champion.
+    tags["evaluated_against"] = _champion_name(evaluated_against)
+    if waiting:
+        decision["reason"] = ("waiting for approval (alias challenger): "
+                              + decision["reason"].removeprefix("promoted: "))
+        tags.update({"promotion": "waiting for approval", "promotion_reason": decision["reason"]})
+    for tag, value in tags.items():
         client.set_model_version_tag(settings.name, str(number), tag, value)
-    rows, columns = data_shape(report, model)
-    card = model_card({**report, "decision": decision}, pipeline_name=settings.name,
-                      model_version=number, data_rows=rows, data_columns=columns)
-    mlflow_module.log_text(card, MODEL_CARD)
-    if decision["promote"]:
+    superseded = None
+    if waiting:
+        superseded = _supersede_challenger(client, settings.name, number)
+        client.set_registered_model_alias(settings.name, CHALLENGER_ALIAS, str(number))
+    elif decision["promote"]:
         client.set_registered_model_alias(settings.name, CHAMPION_ALIAS, str(number))
-    mlflow_module.set_tags(
-        {"registered_version": str(number), "promoted": str(decision["promote"]).lower()}
-    )
     return {
-        "model_name": settings.name,
-        "version": number,
-        "promoted": decision["promote"],
-        "reason": decision["reason"],
-        "run_id": run_id,
-        "model_uri": f"models:/{settings.name}/{number}",
+        "decision": decision,
+        "promoted": decision["promote"] and not waiting,
+        "waiting": waiting,
+        "alias": CHALLENGER_ALIAS if waiting else CHAMPION_ALIAS if decision["promote"] else "none",
         "previous_champion": current_version,
-        "links": _links(tracking_uri, run.info.experiment_id, run_id, settings.name, number),
-        "model_card": card,
+        "superseded": superseded,
+        "metrics": metrics,
+        "reason": decision["reason"],
+    }
+
+
+def _supersede_challenger(client, model_name: str, number: int) -> dict | None:
+    """The version waiting under `challenger`, if any, marked as replaced by `number`."""
+    aliases = client.get_registered_model(model_name).aliases or {}
+    older = aliases.get(CHALLENGER_ALIAS)
+    if older is None or int(older) == number:
+        return None
+    version = client.get_model_version(model_name, str(older))
+    reason = f"superseded by version {number} while waiting for approval"
+    client.set_model_version_tag(model_name, str(older), "promotion", "not promoted")
+    client.set_model_version_tag(model_name, str(older), "promotion_reason", reason)
+    return {
+        "version": int(older),
+        "data_version": version.tags.get("data_version"),
+        "metrics": {k.removeprefix("metric."): float(v) for k, v in version.tags.items()
+                    if k.startswith("metric.")},
     }
 
 
