@@ -1,4 +1,4 @@
-"""`ml-assets history [--json]`: the promotion ledger of a pipeline (or of every pipeline),
+"""`ml-assets history [--json] [--pipeline NAME]`: the promotion ledger of a pipeline,
 oldest first, one line per record; a torn or unreadable line is reported on stderr."""
 
 from __future__ import annotations
@@ -6,35 +6,25 @@ from __future__ import annotations
 import json
 import sys
 
-from ml_assets.cli.common import EXIT_OK, load_pipelines, report_invalid
+from ml_assets.cli.common import EXIT_OK, load_pipeline
 
 
 def cmd_history(args) -> int:
-    catalog, pipelines = load_pipelines(args.pipeline)
-    if not args.pipeline:
-        report_invalid(catalog)
+    # With several pipelines the one to show is named (as for the other decision commands).
+    env, settings = load_pipeline(args.pipeline)
     from ml_assets.registry.ledger import ledger_of
 
-    histories = []
-    for pipeline in pipelines:
-        read = ledger_of(pipeline.env.store_root, pipeline.name).read()
-        for problem in read.problems:
-            print(f"warning: {problem}", file=sys.stderr)
-        histories.append((pipeline, read.records))
+    read = ledger_of(env.store_root, settings.name).read()
+    for problem in read.problems:
+        print(f"warning: {problem}", file=sys.stderr)
     if args.json:
-        if len(histories) == 1:
-            out: dict = {"pipeline": histories[0][0].name, "records": histories[0][1]}
-        else:
-            out = {"pipelines": [{"name": p.name, "records": r} for p, r in histories]}
-        print(json.dumps(out, indent=2, ensure_ascii=False, default=str))
+        print(json.dumps({"pipeline": settings.name, "records": read.records}, indent=2,
+                         ensure_ascii=False, default=str))
         return EXIT_OK
-    for index, (pipeline, records) in enumerate(histories):
-        if len(histories) > 1:
-            print(("\n" if index else "") + f"=== {pipeline.name} ===")
-        if not records:
-            print(f"no promotion recorded yet for {pipeline.name}")
-        for entry in records:
-            print(history_line(entry, pipeline.settings.primary_metric))
+    if not read.records:
+        print(f"no promotion recorded yet for {settings.name}")
+    for entry in read.records:
+        print(history_line(entry, settings.primary_metric))
     return EXIT_OK
 
 
