@@ -125,6 +125,7 @@ def test_a_version_that_passed_waits_as_challenger_and_is_announced(story):
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"registered_model_version +ok .* version 1: waiting for approval \(alias "
                      r"challenger\): no champion yet", run.stdout), run.stdout
+    assert "=> registered bc version 1; it waits for approval: ml-assets approve 1\n" in run.stdout
     assert story.aliases["run v1"] == {"challenger": 1}
     assert any("bc version 1 waits for approval: ml-assets approve 1 --pipeline bc" in text
                and text.startswith("[ml_assets] waiting for approval: pipeline bc")

@@ -112,7 +112,9 @@ def verdict(summary, result, key, record, settings, notifier) -> int:
     if "version" in meta:
         print(
             f"  => registered {settings.name} version {meta.get('version')}"
-            + (" and promoted to champion" if meta.get("promoted") else "; champion unchanged")
+            + (" and promoted to champion" if meta.get("promoted")
+               else f"; it waits for approval: ml-assets approve {meta.get('version')}"
+               if meta.get("waiting_for_approval") else "; champion unchanged")
         )
     else:
         print(f"  => done: {', '.join(s.step for s in summary.steps if s.status == 'ok')}")
