@@ -1,6 +1,6 @@
 """`ml-assets`: run the pipelines headless, show their status, list the pipeline files, write
-demo data, evolve a data contract, decide on model versions (approve, reject, rollback, history),
-migrate an older home. The parser and `main` are here; each
+demo data, evolve a data contract, score a file with the champion, decide on model versions
+(approve, reject, rollback, history), migrate an older home. The parser and `main` are here; each
 command lives in a module of its own.
 
 Exit codes: 0 all passed; 1 a version was blocked (a gate failed, or its file could not be
@@ -24,6 +24,7 @@ from ml_assets.cli.history import cmd_history
 from ml_assets.cli.migrate import cmd_migrate
 from ml_assets.cli.pipelines import cmd_pipelines
 from ml_assets.cli.run import cmd_run
+from ml_assets.cli.score import cmd_score
 from ml_assets.cli.status import cmd_status
 
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     _add_contract_parser(sub)
     _add_decision_parsers(sub)
+    _add_score_parser(sub)
     migrate = sub.add_parser(
         "migrate", help="move a home written by a single-pipeline version onto the pipelines' names"
     )
@@ -119,6 +121,15 @@ def _add_contract_parser(sub) -> None:
                         help="why the version is right (kept in the contract's history)")
     _add_pipeline_option(accept)
     accept.set_defaults(func=cmd_contract_accept)
+
+
+def _add_score_parser(sub) -> None:
+    score = sub.add_parser("score", help="score a CSV or Parquet file with the champion")
+    score.add_argument("file", metavar="FILE", help="rows in the landing format, without the target")
+    score.add_argument("--output", required=True, metavar="OUT",
+                       help="where to write the predictions (.csv or .parquet)")
+    _add_pipeline_option(score)
+    score.set_defaults(func=cmd_score)
 
 
 def _add_decision_parsers(sub) -> None:
