@@ -44,9 +44,15 @@ class VersionRecord:
     source_path: str
     size: int
     registered_at: str
+    # Why a version the pipeline made itself exists (e.g. "decay": the labelled live rows of a
+    # decayed champion); None for a landed file, and in registries written before this field.
+    trigger: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["trigger"] is None:
+            del data["trigger"]  # a landed file's record reads as it always has
+        return data
 
 
 @dataclass(frozen=True)
@@ -317,6 +323,53 @@ class VersionedStore:
                 registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
             )
             return record, None
+        finally:
+            tmp_path.unlink(missing_ok=True)
+
+    def register_generated(self, file_name: str, write: Callable[[Path], None],
+                           trigger: str) -> tuple[VersionRecord, bool]:
+        """Register a table the pipeline wrote itself (no landing file) as a data version:
+        `write(path)` writes it, then it is keyed `<stem>-<sha12>` like a landed file, kept
+        read-only and recorded with its `trigger`. (the record, True) when new; (the record of
+        the version with the same bytes, False) when there is one already."""
+        staging = self.base / "staging"
+        try:
+            staging.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".generated.", dir=staging)
+        except OSError as exc:
+            raise StoreError(f"cannot write into the store at {staging}: {exc.strerror or exc}") from None
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            try:
+                write(tmp_path)
+                sha = sha256_file(tmp_path)
+            except OSError as exc:
+                raise StoreError(f"cannot write {file_name} into the store at {staging}: "
+                                 f"{exc.strerror or exc}") from None
+            with self._lock():
+                versions = self.versions()
+                same = next((r for r in versions.values() if r.sha256 == sha), None)
+                if same is not None:
+                    return same, False
+                key = version_key(file_name, sha)
+                target = self.version_dir(key) / "source" / file_name
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp_path, target)
+                    os.chmod(target, 0o444)  # the snapshot is immutable
+                    record = VersionRecord(
+                        key=key, sha256=sha, source_name=file_name, source_path=str(target),
+                        size=target.stat().st_size,
+                        registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                        trigger=trigger,
+                    )
+                    versions[key] = record
+                    write_json(self.versions_file, {k: r.to_dict() for k, r in versions.items()})
+                except OSError as exc:
+                    raise StoreError(f"cannot register {target} in {self.versions_file}: "
+                                     f"{exc.strerror or exc}") from None
+                return record, True
         finally:
             tmp_path.unlink(missing_ok=True)
 

@@ -5,6 +5,7 @@ for again (a widened data contract accepted it) gets them once more."""
 
 import dagster as dg
 
+from ml_assets.core.retraining import DECAY
 from ml_assets.graph import (
     ALL_ASSETS,
     INGEST_ASSETS,
@@ -48,6 +49,8 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
     # depends on the retrain policy (otherwise drift_sensor decides).
     rest = names.keys(after_validation(
         ALL_ASSETS if settings.retrain.policy == "every_version" else INGEST_ASSETS))
+    # A version made of a decayed champion's labelled live rows exists to be trained on.
+    decay_rest = rest if settings.retrain.policy == "never" else names.keys(after_validation(ALL_ASSETS))
     validate = names.keys(VALIDATE_ASSETS)
 
     @dg.sensor(
@@ -75,10 +78,11 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
         known = set(context.instance.get_dynamic_partitions(names.partitions))
         keys = unrequested_versions(store, known)
         reruns = _asked_again(context, store, known, keys)
-        follow_ups, cursor = validated_versions(context, names, rest)
+        follow_ups, cursor = validated_versions(context, names, rest, decay_rest)
         if not keys and not reruns and not follow_ups and cursor == context.cursor:
             return dg.SkipReason(f"no new files in {env.landing_dir}")
         store.mark_claimed(keys)
+        versions = store.versions()
         return dg.SensorResult(
             dynamic_partitions_requests=(
                 [pipeline.partitions.build_add_request(keys)] if keys else []
@@ -90,7 +94,7 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
                     run_key=key,
                     partition_key=key,
                     asset_selection=validate,
-                    tags={TRIGGER_TAG: "new_data", STAGE_TAG: VALIDATE_STAGE},
+                    tags={TRIGGER_TAG: versions[key].trigger or "new_data", STAGE_TAG: VALIDATE_STAGE},
                 )
                 for key in keys
             ]
@@ -102,9 +106,11 @@ def build_new_data_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
     return new_data_sensor
 
 
-def validated_versions(context, names: DagsterNames, selection) -> tuple[list[dg.RunRequest], str | None]:
+def validated_versions(context, names: DagsterNames, selection,
+                       decay_selection=None) -> tuple[list[dg.RunRequest], str | None]:
     """Run requests for the rest of each version whose validation run (launched by this
     sensor) succeeded since the cursor, and the new cursor (a storage id of validated_data).
+    A version the decay sensor made (trigger tag `decay`) gets `decay_selection` when given.
 
     A validation run that failed (its data contract or file blocked it) gets nothing: the
     assets downstream keep their last good state. Records are read in order and the walk
@@ -123,10 +129,11 @@ def validated_versions(context, names: DagsterNames, selection) -> tuple[list[dg
                              "nothing downstream is requested")
             continue
         tags = {k: v for k, v in run.tags.items() if k in (TRIGGER_TAG, "ml_assets/contract_revision")}
+        decayed = decay_selection is not None and run.tags.get(TRIGGER_TAG) == DECAY
         requests.append(dg.RunRequest(
             run_key=f"{run.tags.get('dagster/run_key', run.run_id)}:{TRAIN_STAGE}",
             partition_key=record.partition_key,
-            asset_selection=selection,
+            asset_selection=decay_selection if decayed else selection,
             tags={**tags, STAGE_TAG: TRAIN_STAGE},
         ))
     return requests, cursor
