@@ -13,8 +13,6 @@ times, as fresh processes, in turn: (a) a bare script: `mlflow.sklearn.load_mode
 verifies the model's checksum, predicts, and writes the predictions. The medians and the ratio
 b/a are printed and written to benchmarks/results/scoring_<commit>.txt. Nothing is asserted.
 
-The bare script downloads the model into a folder of its own (`dst_path`): loading a model of
-a local artifact store in place makes MLflow write a `registered_model_meta` file into it.
 """
 
 from __future__ import annotations
@@ -44,11 +42,11 @@ id_columns: [patient_id]
 positive_label: malignant
 """
 BARE = """
-import sys, tempfile
+import sys
 import mlflow, mlflow.sklearn
 import pandas as pd
 mlflow.set_tracking_uri(sys.argv[1])
-model = mlflow.sklearn.load_model("models:/{name}@champion", dst_path=tempfile.mkdtemp())
+model = mlflow.sklearn.load_model("models:/{name}@champion")
 rows = pd.read_parquet(sys.argv[2])
 proba = model.predict_proba(rows)
 print(len(proba))

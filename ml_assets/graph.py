@@ -147,6 +147,16 @@ class DagsterNames:
     def weekly_retrain(self) -> str:
         return f"{self.slug}__weekly_retrain"
 
+    @property
+    def jobs(self) -> tuple[str, ...]:
+        """Every job of the pipeline, the training job first."""
+        return (self.job, self.decide_job, self.score_job, self.live_job)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        return (self.new_data_sensor, self.drift_sensor, self.run_failure_notifier,
+                self.scoring_sensor, self.labels_sensor, self.decay_sensor)
+
     def key(self, asset: str) -> dg.AssetKey:
         return asset_key(asset, self.slug)
 

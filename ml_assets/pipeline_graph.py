@@ -48,7 +48,7 @@ def pipeline_definitions(pipeline: Pipeline) -> dg.Definitions:
         sensors=[
             build_new_data_sensor(pipeline, train_job),
             build_drift_sensor(pipeline, train_job),
-            build_failure_sensor(pipeline, train_job),
+            build_failure_sensor(pipeline, [train_job, score_job, live_job]),
             build_scoring_sensor(pipeline, score_job),
             build_labels_sensor(pipeline, live_job),
             build_decay_sensor(pipeline),

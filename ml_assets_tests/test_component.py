@@ -20,7 +20,7 @@ from ml_assets.component import (
 )
 from ml_assets.config import PipelineSettings, load_settings
 from ml_assets.environment import BUNDLED_PIPELINES
-from ml_assets.graph import ALL_ASSETS, CHECKS, DagsterNames
+from ml_assets.graph import ALL_ASSETS, CHECKS, SCORING_ASSETS, DagsterNames
 from ml_assets.registry.mlflow_wiring import RegisteredModel
 from ml_assets.storage import VersionedStore
 from ml_assets_tests.conftest import breast_cancer, run_new_version
@@ -139,12 +139,15 @@ def test_dg_lists_the_component_and_scaffolds_a_defs_yaml_that_loads(project):
         assert {f"{slug}/{asset}": slug for asset in ALL_ASSETS}.items() <= groups.items()
         assert {f"{slug}/{c.asset}:{c.name}" for c in CHECKS} <= {
             c["key"] for c in defs["asset_checks"]}
-    assert len(groups) == 2 * len(ALL_ASSETS)
+    assert {f"{slug}/{asset}": slug for slug in ("breast_cancer", "churn")
+            for asset in SCORING_ASSETS}.items() <= groups.items()
+    assert len(groups) == 2 * len(ALL_ASSETS + SCORING_ASSETS)
     assert {j["name"] for j in defs["jobs"]} >= {"breast_cancer__train_version",
                                                 "churn__train_version"}
     assert {s["name"] for s in defs["sensors"]} == {
         f"{slug}__{sensor}" for slug in ("breast_cancer", "churn")
-        for sensor in ("new_data_sensor", "drift_sensor", "run_failure_notifier")}
+        for sensor in ("new_data_sensor", "drift_sensor", "run_failure_notifier", "scoring_sensor",
+                       "labels_sensor", "decay_sensor")}
     assert {(s["name"], s["source"]) for s in defs["schedules"]} == {
         ("breast_cancer__weekly_retrain", f"{PACKAGE}/defs/breast_cancer/defs.yaml:1"),
         ("churn__weekly_retrain", f"{PACKAGE}/defs/churn/defs.yaml:1")}
@@ -232,7 +235,7 @@ def test_the_defs_folder_gives_pipelines_without_resources(project):
     project.declare("breast_cancer", BREAST_CANCER)
     defs = load_defs_folder(f"{PACKAGE}.defs")
     keys = {key.to_user_string() for assets in defs.assets for key in assets.keys}
-    assert keys == {f"breast_cancer/{asset}" for asset in ALL_ASSETS}
+    assert keys == {f"breast_cancer/{asset}" for asset in ALL_ASSETS + SCORING_ASSETS}
     assert not defs.resources  # the code location's shared ones are bound by it, once
 
 

@@ -13,6 +13,7 @@ from ml_assets.graph import (
     DATA_CONTRACT,
     INGEST_ASSETS,
     RAW_DATA,
+    SCORING_ASSETS,
     TRAIN_ASSETS,
     DagsterNames,
     asset_key,
@@ -30,8 +31,8 @@ def test_every_asset_and_check_of_the_definitions_is_named_there_and_the_reverse
     bc = project(tmp_path)
     defs = bc.defs()
     defined_assets = {key for assets_def in defs.assets for key in assets_def.keys}
-    assert defined_assets == set(bc.names.keys(ALL_ASSETS))
-    assert len(ALL_ASSETS) == len(set(ALL_ASSETS))
+    assert defined_assets == set(bc.names.keys(ALL_ASSETS + SCORING_ASSETS))
+    assert len(ALL_ASSETS + SCORING_ASSETS) == len(set(ALL_ASSETS + SCORING_ASSETS))
     defined_checks = {
         spec.key: spec.blocking for assets_def in defs.assets for spec in assets_def.check_specs
     }
@@ -99,14 +100,20 @@ def test_the_definitions_of_a_pipeline_use_exactly_the_names_of_its_slug(tmp_pat
     names = prices.names
     defs = prices.defs()
     assert names.slug == "house_prices_v2"
-    assert [job.name for job in defs.jobs] == [names.job]
-    assert {sensor.name for sensor in defs.sensors} == {
-        names.new_data_sensor, names.drift_sensor, names.run_failure_notifier,
-    }
+    assert sorted(job.name for job in defs.jobs) == sorted(names.jobs) == sorted([
+        "house_prices_v2__train_version", "house_prices_v2__decide_version",
+        "house_prices_v2__score_batch", "house_prices_v2__measure_live_performance"])
+    assert {sensor.name for sensor in defs.sensors} == set(names.sensors) == {
+        f"house_prices_v2__{sensor}" for sensor in (
+            "new_data_sensor", "drift_sensor", "run_failure_notifier", "scoring_sensor",
+            "labels_sensor", "decay_sensor")}
     assert {schedule.name for schedule in defs.schedules} == {names.weekly_retrain}
     assert defs.resolve_job_def(names.job).partitions_def.name == names.partitions
     for assets_def in defs.assets:
         for key in assets_def.keys:
             assert key.path[0] == names.slug, key
             assert assets_def.group_names_by_key[key] == names.group
-            assert assets_def.partitions_def.name == names.partitions
+            # the production loop's assets are partitioned by scoring batch
+            scoring = key.path[-1] in SCORING_ASSETS
+            assert assets_def.partitions_def.name == (
+                names.scoring_partitions if scoring else names.partitions), key

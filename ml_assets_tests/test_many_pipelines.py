@@ -62,7 +62,7 @@ def test_every_pipeline_has_names_of_its_own(team):
         job = defs.resolve_job_def(p.names.job)
         assert job.partitions_def.name == f"{p.slug}__data_version"
         assert {k.path[0] for k in job.asset_layer.executable_asset_keys} == {p.slug}
-        for sensor in (p.names.new_data_sensor, p.names.drift_sensor, p.names.run_failure_notifier):
+        for sensor in p.names.sensors:
             assert defs.get_sensor_def(sensor).name == sensor
         assert defs.get_schedule_def(p.names.weekly_retrain).job_name == p.names.job
     # the broken file: a visible asset and a sensor that says why, nothing that runs
@@ -71,7 +71,8 @@ def test_every_pipeline_has_names_of_its_own(team):
     assert "broken.yaml: key 'task'" in repo.asset_graph.get(spec_key).description
     assert not repo.asset_graph.get(spec_key).is_materializable
     assert {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")} == {
-        f"{n}__train_version" for n in PIPELINES}
+        f"{n}__{job}" for n in PIPELINES
+        for job in ("train_version", "decide_version", "score_batch", "measure_live_performance")}
 
 
 def test_the_broken_file_is_reported_by_a_sensor_that_skips_with_its_reason(team, instance):

@@ -34,16 +34,14 @@ def rows_to_score(start: int, stop: int) -> pd.DataFrame:
 
 
 def champion_in_a_fresh_process(project, rows_file) -> pd.DataFrame:
-    """What a user's own script gets from the registry for these rows.
-
-    Downloaded to a folder of its own (dst_path): without one, MLflow loads a model of a local
-    artifact store in place and writes a `registered_model_meta` file into the stored model,
-    which then no longer matches its recorded checksum."""
+    """What a user's own script gets from the registry for these rows, loaded as users load it
+    (MLflow then writes a `registered_model_meta` file into the stored model of a local
+    artifact store: the champion must still pass its checksum after that)."""
     out = rows_file.with_name("mlflow_answer.parquet")
     script = f"""
-import tempfile, mlflow, mlflow.sklearn, pandas as pd
+import mlflow, mlflow.sklearn, pandas as pd
 mlflow.set_tracking_uri({project.env.tracking_uri!r})
-model = mlflow.sklearn.load_model('models:/breast_cancer@champion', dst_path=tempfile.mkdtemp())
+model = mlflow.sklearn.load_model('models:/breast_cancer@champion')
 rows = pd.read_csv({str(rows_file)!r})
 answer = pd.DataFrame(model.predict_proba(rows), columns=[f'probability_{{c}}' for c in model.classes_])
 answer.insert(0, 'prediction', model.predict(rows))
@@ -103,6 +101,10 @@ def test_scores_a_file_with_the_champion_as_mlflow_serves_it(home, tmp_path):
     np.testing.assert_allclose(scored[["probability_benign", "probability_malignant"]],
                                served[["probability_benign", "probability_malignant"]])
     assert list(scored["prediction"]) == list(served["prediction"])
+    # the user's load left MLflow's own file in the stored model: its checksum still holds
+    again = cli(home.root, "score", str(tmp_path / "monday.csv"), "--output", str(out),
+                env={"ML_ASSETS_HOME": str(home.env.home)})
+    assert again.returncode == 0, again.stderr
 
 
 def test_parquet_in_csv_out(in_home, tmp_path, capsys):

@@ -159,12 +159,13 @@ def build_weekly_retrain(pipeline: Pipeline, job) -> dg.ScheduleDefinition:
     return weekly_retrain
 
 
-def build_failure_sensor(pipeline: Pipeline, job) -> dg.SensorDefinition:
+def build_failure_sensor(pipeline: Pipeline, jobs: list) -> dg.SensorDefinition:
+    """Watches the pipeline's training, scoring and live-performance runs."""
     settings, env, names = pipeline.settings, pipeline.env, pipeline.names
 
     @dg.run_failure_sensor(
         name=names.run_failure_notifier,
-        monitored_jobs=[job],
+        monitored_jobs=jobs,
         minimum_interval_seconds=env.sensor_interval,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Posts to ML_ASSETS_WEBHOOK_URL (Slack-compatible) when a run fails or a "

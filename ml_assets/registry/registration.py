@@ -162,13 +162,20 @@ def model_checksum(model_id: str, tracking_uri: str) -> str:
         return directory_sha256(Path(local))
 
 
+# MLflow writes this file into a local model folder whenever the model is loaded by its
+# registered name (`models:/<name>@champion`) without a `dst_path`: it records how the model was
+# found, not what it is, and must not make a stored model fail its checksum.
+NOT_MODEL_FILES = frozenset({"registered_model_meta"})
+
+
 def directory_sha256(folder: Path) -> str:
+    """sha256 over the model's files (name and content), in path order."""
     import hashlib
 
     from ml_assets.core.hashing import sha256_file
 
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in NOT_MODEL_FILES):
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
