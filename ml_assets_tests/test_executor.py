@@ -21,8 +21,10 @@ MULTIPROCESS = {"execution": {"config": {"multiprocess": {"start_method": {"fork
 def materialize(project, dagster_home, key, run_config=None):
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home),
            "ML_ASSETS_HOME": str(project.env.home), "ML_ASSETS_SETTLE_SECONDS": "0"}
+    # the data version's graph (the scoring assets have partitions of their own)
+    selection = ",".join(f"{project.names.slug}/{asset}" for asset in ALL_ASSETS)
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m",
-               "ml_assets.definitions", "--select", "*", "--partition", key]
+               "ml_assets.definitions", "--select", selection, "--partition", key]
     if run_config:
         command += ["--config-json", json.dumps(run_config)]
     done = subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True,

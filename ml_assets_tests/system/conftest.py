@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets_tests.e2e.conftest import free_port, wait_for
+from ml_assets_tests.e2e.conftest import dagster_dev_factory, free_port, wait_for  # noqa: F401 (a fixture)
 from ml_assets_tests.e2e.services import Service
 
 HERE = Path(__file__).parent

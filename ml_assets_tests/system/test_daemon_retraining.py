@@ -13,7 +13,7 @@ from ml_assets.storage import VersionedStore
 from ml_assets_tests.conftest import WebhookServer, breast_cancer, diabetes
 from ml_assets_tests.e2e.conftest import wait_for
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.system
 
 
 def listening_addresses(port: int) -> set[str]:
