@@ -18,7 +18,7 @@ import urllib.request
 import dagster as dg
 import pytest
 
-from ml_assets.graph import ALL_ASSETS, DagsterNames
+from ml_assets.graph import ALL_ASSETS, SCORING_ASSETS, DagsterNames
 from ml_assets_tests.conftest import REPO
 from ml_assets_tests.e2e.conftest import DagsterDev, wait_for
 from ml_assets_tests.e2e.services import BIN
@@ -196,7 +196,9 @@ def _asset_graph_and_lineage(browser: Browser):
     page = browser.open("/asset-groups", "Global asset lineage")
     # one group per pipeline (and one for the files that could not be loaded), shown collapsed
     page.get_by_text("invalid_pipeline_files", exact=True).first.wait_for()
-    expected = {PIPELINE: set(ASSETS), OTHER: set(ASSETS), "invalid_pipeline_files": {"broken"}}
+    # each pipeline's group also holds its scoring assets (partitioned by scoring batch)
+    graph = set(ASSETS) | set(SCORING_ASSETS)
+    expected = {PIPELINE: graph, OTHER: graph, "invalid_pipeline_files": {"broken"}}
     # "Expand all groups", by the keyboard shortcut the graph's menu shows beside it
     page.keyboard.press("Alt+KeyE")
     wait_for(lambda: browser.graph_groups() == expected, 30, "every group expanded", interval=0.5)
@@ -205,8 +207,9 @@ def _asset_graph_and_lineage(browser: Browser):
     browser.open(f"/assets/{PIPELINE}/features?view=lineage&lineageScope=downstream&lineageDepth=5",
                  "Downstream")
     wait_for(lambda: len(browser.graph_nodes()) >= 5, 30, "the downstream lineage graph", interval=0.5)
+    # the registered model's lineage goes on to the batches it scores
     assert browser.graph_nodes() == {"features", "model", "drift_report", "evaluation_report",
-                                     "registered_model_version"}
+                                     "registered_model_version", "predictions", "live_performance"}
     browser.shot("02_lineage_downstream_of_features")
 
     browser.open(f"/assets/{PIPELINE}/registered_model_version?view=lineage&lineageScope=upstream"
